@@ -1,0 +1,62 @@
+"""trainmq: durable, SQS-compatible message handling for LLM training.
+
+``trainmq.client()`` opens the embedded queue database and returns a client
+with boto3's SQS interface::
+
+    import trainmq
+
+    sqs = trainmq.client("sqlite:///.trainmq/queues.db")
+    url = sqs.create_queue(QueueName="prepare")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody='{"shard": 1}')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .clock import Clock, FakeClock, SystemClock
+from .errors import SQSError, TrainmqError
+from .queue import LocalClient, QueueBackend, SQSService, open_service
+
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "LocalClient",
+    "QueueBackend",
+    "SQSError",
+    "SQSService",
+    "SystemClock",
+    "TrainmqError",
+    "__version__",
+    "client",
+]
+
+__version__ = "0.1.0"
+
+
+def client(
+    address: str | Path | None = None,
+    *,
+    clock: Clock | None = None,
+    durability: str = "full",
+    endpoint: str = "http://localhost:9324",
+    region: str = "us-east-1",
+    account_id: str = "000000000000",
+) -> LocalClient:
+    """A boto3-shaped SQS client over the embedded database at ``address``.
+
+    ``address`` is ``sqlite:///path/queues.db`` or a path (default
+    ``./.trainmq/queues.db``).  ``durability="full"`` fsyncs every send, delete
+    and visibility change before returning; ``"normal"`` is the explicit
+    opt-out (safe against process crashes, not power loss).
+    """
+    return LocalClient(
+        open_service(
+            address,
+            clock=clock,
+            durability=durability,
+            endpoint=endpoint,
+            region=region,
+            account_id=account_id,
+        )
+    )

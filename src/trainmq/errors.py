@@ -1,0 +1,330 @@
+"""Every error trainmq raises, in one tree.
+
+::
+
+    TrainmqError
+    ├── SQSError                    an SQS API error: AWS's code, HTTP status and wording
+    │   ├── QueueDoesNotExist       AWS.SimpleQueueService.NonExistentQueue
+    │   ├── QueueNameExists         QueueAlreadyExists
+    │   ├── QueueDeletedRecently    ... and every other error SQS defines
+    │   ├── InvalidParameterValue
+    │   └── ...
+    ├── StorageError                the database cannot be used
+    │   ├── NotATrainmqDatabase     a foreign or corrupt file (left untouched)
+    │   └── SchemaTooNew            written by a newer trainmq
+    └── ConfigurationError          a bad address or option
+
+``SQSError`` instances look like botocore's ``ClientError`` (``exc.response``),
+so code that handles errors from boto3 handles ours unchanged.  ``code`` is the
+modelled shape name (what the JSON protocol's ``__type`` carries);
+``query_code`` is the code of the query-compatible header, which is what boto3
+shows as ``response["Error"]["Code"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BatchEntryIdsNotDistinct",
+    "BatchRequestTooLong",
+    "ConfigurationError",
+    "EmptyBatchRequest",
+    "InvalidAddress",
+    "InvalidAttributeName",
+    "InvalidAttributeValue",
+    "InvalidBatchEntryId",
+    "InvalidIdFormat",
+    "InvalidMessageContents",
+    "InvalidParameterValue",
+    "InvalidSecurity",
+    "MessageNotInflight",
+    "MissingParameter",
+    "NotATrainmqDatabase",
+    "OverLimit",
+    "PurgeQueueInProgress",
+    "QueueDeletedRecently",
+    "QueueDoesNotExist",
+    "QueueNameExists",
+    "ReceiptHandleIsInvalid",
+    "RequestThrottled",
+    "ResourceNotFoundException",
+    "SQSError",
+    "SchemaTooNew",
+    "StorageError",
+    "TooManyEntriesInBatchRequest",
+    "TrainmqError",
+    "UnsupportedOperation",
+]
+
+
+class TrainmqError(Exception):
+    """The root of every error trainmq raises on purpose."""
+
+
+class SQSError(TrainmqError):
+    """An error of the SQS API, carrying AWS's code, status and wording."""
+
+    code: ClassVar[str] = "InternalError"
+    query_code: ClassVar[str] = "InternalError"
+    status: ClassVar[int] = 400
+    sender_fault: ClassVar[bool] = True
+    default_message: ClassVar[str] = ""
+    modelled: ClassVar[bool] = True
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The error as botocore's ``ClientError.response`` shapes it."""
+        return {
+            "Error": {
+                "Code": self.query_code,
+                "Message": self.message,
+                "Type": "Sender" if self.sender_fault else "Receiver",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+
+    def __str__(self) -> str:
+        return f"{self.query_code}: {self.message}"
+
+
+class QueueDoesNotExist(SQSError):
+    """SQS error ``QueueDoesNotExist``."""
+
+    code = "QueueDoesNotExist"
+    query_code = "AWS.SimpleQueueService.NonExistentQueue"
+    default_message = "The specified queue does not exist."
+
+
+class QueueNameExists(SQSError):
+    """SQS error ``QueueNameExists``."""
+
+    code = "QueueNameExists"
+    query_code = "QueueAlreadyExists"
+
+
+class QueueDeletedRecently(SQSError):
+    """SQS error ``QueueDeletedRecently``."""
+
+    code = "QueueDeletedRecently"
+    query_code = "AWS.SimpleQueueService.QueueDeletedRecently"
+    default_message = (
+        "You must wait 60 seconds after deleting a queue before you can create "
+        "another with the same name."
+    )
+
+
+class PurgeQueueInProgress(SQSError):
+    """SQS error ``PurgeQueueInProgress``."""
+
+    code = "PurgeQueueInProgress"
+    query_code = "AWS.SimpleQueueService.PurgeQueueInProgress"
+    status = 403
+
+
+class EmptyBatchRequest(SQSError):
+    """SQS error ``EmptyBatchRequest``."""
+
+    code = "EmptyBatchRequest"
+    query_code = "AWS.SimpleQueueService.EmptyBatchRequest"
+
+
+class TooManyEntriesInBatchRequest(SQSError):
+    """SQS error ``TooManyEntriesInBatchRequest``."""
+
+    code = "TooManyEntriesInBatchRequest"
+    query_code = "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"
+
+
+class BatchEntryIdsNotDistinct(SQSError):
+    """SQS error ``BatchEntryIdsNotDistinct``."""
+
+    code = "BatchEntryIdsNotDistinct"
+    query_code = "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
+
+
+class InvalidBatchEntryId(SQSError):
+    """SQS error ``InvalidBatchEntryId``."""
+
+    code = "InvalidBatchEntryId"
+    query_code = "AWS.SimpleQueueService.InvalidBatchEntryId"
+    default_message = (
+        "A batch entry id can only contain alphanumeric characters, hyphens and "
+        "underscores. It can be at most 80 letters long."
+    )
+
+
+class BatchRequestTooLong(SQSError):
+    """SQS error ``BatchRequestTooLong``."""
+
+    code = "BatchRequestTooLong"
+    query_code = "AWS.SimpleQueueService.BatchRequestTooLong"
+
+
+class MessageNotInflight(SQSError):
+    """SQS error ``MessageNotInflight``."""
+
+    code = "MessageNotInflight"
+    query_code = "AWS.SimpleQueueService.MessageNotInflight"
+    default_message = "The message is not in flight."
+
+
+class UnsupportedOperation(SQSError):
+    """SQS error ``UnsupportedOperation``."""
+
+    code = "UnsupportedOperation"
+    query_code = "AWS.SimpleQueueService.UnsupportedOperation"
+
+
+class ReceiptHandleIsInvalid(SQSError):
+    """SQS error ``ReceiptHandleIsInvalid``."""
+
+    code = "ReceiptHandleIsInvalid"
+    query_code = "ReceiptHandleIsInvalid"
+    status = 404
+
+
+class InvalidIdFormat(SQSError):
+    """SQS error ``InvalidIdFormat``."""
+
+    code = "InvalidIdFormat"
+    query_code = "InvalidIdFormat"
+
+
+class InvalidAttributeName(SQSError):
+    """SQS error ``InvalidAttributeName``."""
+
+    code = "InvalidAttributeName"
+    query_code = "InvalidAttributeName"
+
+
+class InvalidAttributeValue(SQSError):
+    """SQS error ``InvalidAttributeValue``."""
+
+    code = "InvalidAttributeValue"
+    query_code = "InvalidAttributeValue"
+
+
+class InvalidMessageContents(SQSError):
+    """SQS error ``InvalidMessageContents``."""
+
+    code = "InvalidMessageContents"
+    query_code = "InvalidMessageContents"
+
+
+class InvalidAddress(SQSError):
+    """SQS error ``InvalidAddress``."""
+
+    code = "InvalidAddress"
+    query_code = "InvalidAddress"
+    status = 404
+
+
+class InvalidSecurity(SQSError):
+    """SQS error ``InvalidSecurity``."""
+
+    code = "InvalidSecurity"
+    query_code = "InvalidSecurity"
+    status = 403
+
+
+class OverLimit(SQSError):
+    """SQS error ``OverLimit``."""
+
+    code = "OverLimit"
+    query_code = "OverLimit"
+    status = 403
+
+
+class RequestThrottled(SQSError):
+    """SQS error ``RequestThrottled``."""
+
+    code = "RequestThrottled"
+    query_code = "RequestThrottled"
+
+
+class ResourceNotFoundException(SQSError):
+    """SQS error ``ResourceNotFoundException``."""
+
+    code = "ResourceNotFoundException"
+    query_code = "ResourceNotFoundException"
+    status = 404
+
+
+class InvalidParameterValue(SQSError):
+    """SQS error ``InvalidParameterValue``."""
+
+    code = "InvalidParameterValue"
+    query_code = "InvalidParameterValue"
+    modelled = False
+
+
+class MissingParameter(SQSError):
+    """SQS error ``MissingParameter``."""
+
+    code = "MissingParameter"
+    query_code = "MissingParameter"
+    modelled = False
+
+
+class InternalError(SQSError):
+    """SQS error ``InternalError``."""
+
+    code = "InternalError"
+    query_code = "InternalError"
+    status = 500
+    default_message = "We encountered an internal error. Please try again."
+    modelled = False
+    sender_fault = False
+
+
+#: Every SQS error class by its modelled name.
+SQS_ERRORS: dict[str, type[SQSError]] = {
+    cls.code: cls
+    for cls in (
+        QueueDoesNotExist,
+        QueueNameExists,
+        QueueDeletedRecently,
+        PurgeQueueInProgress,
+        EmptyBatchRequest,
+        TooManyEntriesInBatchRequest,
+        BatchEntryIdsNotDistinct,
+        InvalidBatchEntryId,
+        BatchRequestTooLong,
+        MessageNotInflight,
+        UnsupportedOperation,
+        ReceiptHandleIsInvalid,
+        InvalidIdFormat,
+        InvalidAttributeName,
+        InvalidAttributeValue,
+        InvalidMessageContents,
+        InvalidAddress,
+        InvalidSecurity,
+        OverLimit,
+        RequestThrottled,
+        ResourceNotFoundException,
+        InvalidParameterValue,
+        MissingParameter,
+        InternalError,
+    )
+}
+
+
+class StorageError(TrainmqError):
+    """The queue database cannot be opened or used."""
+
+
+class NotATrainmqDatabase(StorageError):
+    """The file is not a trainmq database (foreign or corrupt); it was left untouched."""
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer trainmq schema version."""
+
+
+class ConfigurationError(TrainmqError):
+    """A backend address, option or combination of options is not valid."""

@@ -1,0 +1,96 @@
+"""The ``QueueBackend`` contract: SQS's operations on validated plain data.
+
+Backends receive only values the service has validated, with defaults applied,
+and identify queues by name.  Per-entry failures of batch operations come back
+as ``BatchFailure`` (or ``SQSError``) items in the result list, in entry order.
+Every backend passes the one contract suite in ``tests/contract/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..errors import SQSError
+from .model import (
+    MoveTask,
+    NewMessage,
+    QueueRecord,
+    ReceivedMessage,
+    ReceiveRequest,
+    SendResult,
+)
+
+__all__ = ["QueueBackend"]
+
+
+class QueueBackend(Protocol):
+    """What every queue store implements (embedded SQLite, remote SQS endpoints)."""
+
+    region: str
+    account_id: str
+
+    # -- queues ---------------------------------------------------------------------------
+    def create_queue(
+        self, name: str, attributes: dict[str, str], tags: dict[str, str]
+    ) -> QueueRecord:
+        """Create a queue, or return the existing one whose attributes match."""
+        ...
+
+    def delete_queue(self, name: str) -> None: ...
+
+    def list_queues(self, prefix: str | None) -> list[str]:
+        """Queue names in name order."""
+        ...
+
+    def get_queue(self, name: str) -> QueueRecord:
+        """The queue's record; raises QueueDoesNotExist."""
+        ...
+
+    def queue_counts(self, name: str) -> dict[str, int]:
+        """ApproximateNumberOfMessages, ...Delayed and ...NotVisible."""
+        ...
+
+    def set_queue_attributes(self, name: str, attributes: dict[str, str]) -> None: ...
+
+    def purge_queue(self, name: str) -> None: ...
+
+    def tag_queue(self, name: str, tags: dict[str, str]) -> None: ...
+
+    def untag_queue(self, name: str, keys: Sequence[str]) -> None: ...
+
+    def add_permission(
+        self, name: str, label: str, accounts: Sequence[str], actions: Sequence[str]
+    ) -> None: ...
+
+    def remove_permission(self, name: str, label: str) -> None: ...
+
+    def list_dead_letter_source_queues(self, name: str) -> list[str]: ...
+
+    # -- messages -------------------------------------------------------------------------
+    def send_messages(
+        self, name: str, messages: Sequence[NewMessage]
+    ) -> list[SendResult | SQSError]: ...
+
+    def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
+        """Claim up to ``max_messages``, long polling up to ``wait_seconds``."""
+        ...
+
+    def delete_messages(
+        self, name: str, receipt_handles: Sequence[str]
+    ) -> list[SQSError | None]: ...
+
+    def change_visibility(
+        self, name: str, changes: Sequence[tuple[str, int]]
+    ) -> list[SQSError | None]: ...
+
+    # -- message-move tasks ---------------------------------------------------------------
+    def start_move_task(
+        self, source: str, destination: str | None, max_per_second: int | None
+    ) -> str: ...
+
+    def cancel_move_task(self, task_handle: str) -> int: ...
+
+    def list_move_tasks(self, source: str, max_results: int) -> list[MoveTask]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,5 @@
+"""The embedded SQLite engine (the default backend)."""
+
+from .engine import SqliteBackend
+
+__all__ = ["SqliteBackend"]

@@ -1,0 +1,293 @@
+"""``SqliteBackend``: the embedded, durable, multi-process SQS engine.
+
+One database file holds every queue.  Writes go through a group committer (one
+writer thread per process), reads of the long-poll watcher use a separate
+connection.  Any number of processes may open the same file: SQLite's locks
+serialise their transactions and every claim is atomic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from ...clock import Clock, SystemClock
+from ...errors import ConfigurationError, InvalidParameterValue, SQSError
+from ..model import MoveTask, NewMessage, QueueRecord, ReceivedMessage, ReceiveRequest, SendResult
+from . import messages, moves, queues, schema
+from .commit import GroupCommitter
+
+__all__ = ["SqliteBackend"]
+
+T = TypeVar("T")
+_SWEEP_INTERVAL_MS = 10_000
+_MOVE_CHUNK = 100
+
+
+class SqliteBackend:
+    """The embedded queue engine over one SQLite file.
+
+    ``durability="full"`` (default) fsyncs every commit that a caller's promise
+    depends on; ``"normal"`` skips those fsyncs (safe against process crashes,
+    not against power loss).  ``poll_interval`` bounds how late a long poll
+    notices a message sent by *another process* (same-process sends wake it at
+    once).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock | None = None,
+        durability: str = "full",
+        region: str = "us-east-1",
+        account_id: str = "000000000000",
+        busy_timeout: float = 30.0,
+        poll_interval: float = 0.005,
+    ) -> None:
+        if durability not in ("full", "normal"):
+            raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
+        self.path = Path(path)
+        self.clock: Clock = clock or SystemClock()
+        self.region = region
+        self.account_id = account_id
+        self.durability = durability
+        self._busy_timeout = busy_timeout
+        self._poll_interval = poll_interval
+        self._changed = threading.Event()
+        self._last_sweep: dict[str, int] = {}
+        self._move_threads: list[threading.Thread] = []
+        self._closed = threading.Event()
+        schema.check_file(self.path)
+        schema.ensure_parent(self.path)
+        self._committer = GroupCommitter(
+            self._open_writer, full_sync=durability == "full", on_commit=self._notify
+        )
+        self._watch_lock = threading.Lock()
+        self._watcher = self._connect()
+
+    # -- connections ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise ConfigurationError(f"{self.path}: the file system does not support WAL mode")
+        conn.execute("PRAGMA synchronous = FULL")
+        schema.migrate(conn)
+        return conn
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, threading.Event()
+        changed.set()
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    def _write(self, fn: Callable[[sqlite3.Connection, int], T], *, durable: bool = True) -> T:
+        return self._committer.submit(lambda conn: fn(conn, self._now_ms()), durable=durable)
+
+    def _read(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
+        return self._committer.submit(lambda conn: fn(conn, self._now_ms()), durable=False)
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account_id}:{name}"
+
+    # -- queues -----------------------------------------------------------------------------
+    def create_queue(
+        self, name: str, attributes: dict[str, str], tags: dict[str, str]
+    ) -> QueueRecord:
+        return self._write(lambda c, now: queues.create(c, name, attributes, tags, now).record())
+
+    def delete_queue(self, name: str) -> None:
+        self._write(lambda c, now: queues.delete(c, name, now))
+
+    def list_queues(self, prefix: str | None) -> list[str]:
+        return self._read(lambda c, now: [row.name for row in queues.all_rows(c, prefix)])
+
+    def get_queue(self, name: str) -> QueueRecord:
+        return self._read(lambda c, now: queues.load(c, name).record())
+
+    def queue_counts(self, name: str) -> dict[str, int]:
+        return self._read(lambda c, now: queues.counts(c, queues.load(c, name), now))
+
+    def oldest_message_age(self, name: str) -> float | None:
+        return self._read(lambda c, now: queues.oldest_message_age(c, queues.load(c, name), now))
+
+    def set_queue_attributes(self, name: str, attributes: dict[str, str]) -> None:
+        self._write(lambda c, now: queues.set_attributes(c, name, attributes, now))
+
+    def purge_queue(self, name: str) -> None:
+        self._write(lambda c, now: queues.purge(c, name, now))
+
+    def tag_queue(self, name: str, tags: dict[str, str]) -> None:
+        def tag(conn: sqlite3.Connection, now: int) -> None:
+            queues.set_tags(conn, name, queues.load(conn, name).tags | tags)
+
+        self._write(tag)
+
+    def untag_queue(self, name: str, keys: Sequence[str]) -> None:
+        def untag(conn: sqlite3.Connection, now: int) -> None:
+            current = queues.load(conn, name).tags
+            queues.set_tags(conn, name, {k: v for k, v in current.items() if k not in keys})
+
+        self._write(untag)
+
+    def add_permission(
+        self, name: str, label: str, accounts: Sequence[str], actions: Sequence[str]
+    ) -> None:
+        def add(conn: sqlite3.Connection, now: int) -> None:
+            current = queues.load(conn, name).permissions
+            if label in current:
+                raise InvalidParameterValue(
+                    f"Value {label} for parameter Label is invalid. Reason: Already exists."
+                )
+            current[label] = {"accounts": list(accounts), "actions": list(actions)}
+            queues.set_permissions(conn, name, current)
+
+        self._write(add)
+
+    def remove_permission(self, name: str, label: str) -> None:
+        def remove(conn: sqlite3.Connection, now: int) -> None:
+            current = queues.load(conn, name).permissions
+            if label not in current:
+                raise InvalidParameterValue(
+                    f"Value {label} for parameter Label is invalid. Reason: can't find label."
+                )
+            del current[label]
+            queues.set_permissions(conn, name, current)
+
+        self._write(remove)
+
+    def list_dead_letter_source_queues(self, name: str) -> list[str]:
+        def sources(conn: sqlite3.Connection, now: int) -> list[str]:
+            queues.load(conn, name)
+            return [
+                row.name
+                for row in queues.all_rows(conn)
+                if (redrive := row.redrive()) is not None and redrive[0] == name
+            ]
+
+        return self._read(sources)
+
+    # -- messages ---------------------------------------------------------------------------
+    def send_messages(self, name: str, batch: Sequence[NewMessage]) -> list[SendResult | SQSError]:
+        return self._write(lambda c, now: messages.send(c, name, batch, now))
+
+    def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
+        deadline = self.clock.now() + request.wait_seconds
+        while True:
+            changed = self._changed
+            version = self._data_version()
+            claimed = self._write(lambda c, now: self._claim(c, name, request, now), durable=False)
+            if claimed:
+                return claimed
+            now = self.clock.now()
+            if now >= deadline or self._closed.is_set():
+                return []
+            self._wait_for_change(name, changed, version, deadline)
+
+    def _claim(
+        self, conn: sqlite3.Connection, name: str, request: ReceiveRequest, now: int
+    ) -> list[ReceivedMessage]:
+        if now - self._last_sweep.get(name, 0) >= _SWEEP_INTERVAL_MS:
+            self._last_sweep[name] = now
+            messages.sweep(conn, queues.load(conn, name), now)
+        return messages.claim(conn, name, request, now, self.arn)
+
+    def _data_version(self) -> int:
+        with self._watch_lock:
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+
+    def _wait_for_change(
+        self, name: str, changed: threading.Event, version: int, deadline: float
+    ) -> None:
+        """Block until this process commits, another process commits, a delayed or
+        in-flight message of the queue comes due, or the deadline passes."""
+        with self._watch_lock:
+            due_ms = messages.next_visible_at(self._watcher, name, self._now_ms())
+        wake_at = deadline if due_ms is None else min(deadline, due_ms / 1000)
+        while not self._closed.is_set():
+            remaining = wake_at - self.clock.now()
+            if remaining <= 0:
+                return
+            if self.clock.wait(changed, min(remaining, self._poll_interval)):
+                return
+            if self._data_version() != version:
+                return
+
+    def delete_messages(self, name: str, receipt_handles: Sequence[str]) -> list[SQSError | None]:
+        return self._write(lambda c, now: messages.delete(c, name, receipt_handles))
+
+    def change_visibility(
+        self, name: str, changes: Sequence[tuple[str, int]]
+    ) -> list[SQSError | None]:
+        return self._write(lambda c, now: messages.change_visibility(c, name, changes, now))
+
+    # -- message-move tasks -----------------------------------------------------------------
+    def start_move_task(
+        self, source: str, destination: str | None, max_per_second: int | None
+    ) -> str:
+        is_dlq = bool(self.list_dead_letter_source_queues(source))
+        task_id = self._write(
+            lambda c, now: moves.start(
+                c, source, destination, max_per_second, now, self.arn(source), is_dlq
+            )
+        )
+        thread = threading.Thread(
+            target=self._run_move,
+            args=(task_id, max_per_second),
+            name="trainmq-move",
+            daemon=True,
+        )
+        self._move_threads.append(thread)
+        thread.start()
+        return task_id
+
+    def _run_move(self, task_id: str, max_per_second: int | None) -> None:
+        chunk = min(_MOVE_CHUNK, max_per_second or _MOVE_CHUNK)
+        pause = chunk / max_per_second if max_per_second else 0.0
+        while not self._closed.is_set():
+            more = self._write(lambda c, now: moves.move_chunk(c, task_id, chunk, now))
+            if not more:
+                return
+            if pause:
+                self.clock.wait(self._closed, pause)
+
+    def cancel_move_task(self, task_handle: str) -> int:
+        return self._write(lambda c, now: moves.cancel(c, task_handle))
+
+    def list_move_tasks(self, source: str, max_results: int) -> list[MoveTask]:
+        return self._read(lambda c, now: moves.list_tasks(c, source, max_results))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._notify()
+        for thread in self._move_threads:
+            thread.join()
+        self._committer.close()
+        with self._watch_lock:
+            self._watcher.close()
+
+    def __enter__(self) -> SqliteBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,411 @@
+"""Message rows: send, claim (receive), delete, change visibility, expire.
+
+Every function runs inside the group committer's transaction.  A claim is one
+``UPDATE ... RETURNING`` per message inside a ``BEGIN IMMEDIATE`` transaction,
+so two consumers, in any processes, never hold the same message at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import (
+    InvalidParameterValue,
+    MessageNotInflight,
+    ReceiptHandleIsInvalid,
+    SQSError,
+)
+from .. import limits
+from ..model import MessageAttributeValue, NewMessage, ReceivedMessage, ReceiveRequest, SendResult
+from . import queues
+from .handles import make_handle, new_token, parse_handle
+from .queues import QueueRow
+
+__all__ = ["change_visibility", "claim", "delete", "send", "sweep"]
+
+_SEQUENCE_BASE = 10**19
+_RETURNING = (
+    "message_id, body, md5_of_body, attributes, system_attributes, sent_at, receive_count, "
+    "first_received_at, group_id, deduplication_id, sequence_number, dead_letter_source"
+)
+
+
+def encode_attributes(attributes: dict[str, MessageAttributeValue]) -> str | None:
+    if not attributes:
+        return None
+    return json.dumps(
+        {
+            name: [value.data_type, base64.b64encode(value.binary_value).decode("ascii"), True]
+            if value.binary_value is not None
+            else [value.data_type, value.string_value, False]
+            for name, value in attributes.items()
+        }
+    )
+
+
+def decode_attributes(text: str | None) -> dict[str, MessageAttributeValue]:
+    if not text:
+        return {}
+    result = {}
+    for name, (data_type, value, binary) in json.loads(text).items():
+        if binary:
+            result[name] = MessageAttributeValue(data_type, binary_value=base64.b64decode(value))
+        else:
+            result[name] = MessageAttributeValue(data_type, string_value=value)
+    return result
+
+
+# -- send -----------------------------------------------------------------------------------
+def _dedup_key(queue: QueueRow, message: NewMessage) -> str:
+    dedup_id = message.deduplication_id
+    if dedup_id is None:
+        dedup_id = hashlib.sha256(message.body.encode("utf-8")).hexdigest()
+    if queue.deduplicate_per_group:
+        return f"{message.group_id}\x00{dedup_id}"
+    return dedup_id
+
+
+def send(
+    conn: sqlite3.Connection, name: str, batch: Sequence[NewMessage], now_ms: int
+) -> list[SendResult | SQSError]:
+    queue = queues.load(conn, name)
+    results: list[SendResult | SQSError] = []
+    sequence = queue.next_sequence
+    for message in batch:
+        message_id = str(uuid.uuid4())
+        sequence_number: str | None = None
+        dedup_id = message.deduplication_id
+        if queue.fifo:
+            key = _dedup_key(queue, message)
+            seen = conn.execute(
+                "SELECT message_id, sequence_number FROM deduplication "
+                "WHERE queue_id = ? AND dedup_key = ? AND expires_at > ?",
+                (queue.id, key, now_ms),
+            ).fetchone()
+            if seen is not None:
+                results.append(_result(message, seen[0], seen[1]))
+                continue
+            sequence += 1
+            sequence_number = str(_SEQUENCE_BASE + sequence)
+            if dedup_id is None:
+                dedup_id = hashlib.sha256(message.body.encode("utf-8")).hexdigest()
+            conn.execute(
+                "INSERT OR REPLACE INTO deduplication "
+                "(queue_id, dedup_key, message_id, sequence_number, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    queue.id,
+                    key,
+                    message_id,
+                    sequence_number,
+                    now_ms + limits.DEDUPLICATION_WINDOW_SECONDS * 1000,
+                ),
+            )
+        conn.execute(
+            "INSERT INTO messages (queue_id, message_id, body, md5_of_body, attributes, "
+            "system_attributes, sent_at, visible_at, group_id, deduplication_id, "
+            "sequence_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                queue.id,
+                message_id,
+                message.body,
+                message.md5_of_body,
+                encode_attributes(message.message_attributes),
+                encode_attributes(message.system_attributes),
+                now_ms,
+                now_ms + message.delay_seconds * 1000,
+                message.group_id,
+                dedup_id,
+                sequence_number,
+            ),
+        )
+        results.append(_result(message, message_id, sequence_number))
+    if sequence != queue.next_sequence:
+        conn.execute("UPDATE queues SET next_sequence = ? WHERE id = ?", (sequence, queue.id))
+    return results
+
+
+def _result(message: NewMessage, message_id: str, sequence_number: str | None) -> SendResult:
+    return SendResult(
+        message_id,
+        message.md5_of_body,
+        message.md5_of_message_attributes,
+        message.md5_of_system_attributes,
+        sequence_number,
+    )
+
+
+# -- receive --------------------------------------------------------------------------------
+def _candidates(
+    conn: sqlite3.Connection, queue: QueueRow, now_ms: int, limit: int
+) -> list[tuple[int, int]]:
+    cutoff = now_ms - queue.retention_ms
+    if queue.fifo:
+        sql = (
+            "SELECT m.id, m.receive_count FROM messages m "
+            "WHERE m.queue_id = :queue AND m.visible_at <= :now AND m.sent_at > :cutoff "
+            "AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue_id = m.queue_id "
+            "  AND h.group_id = m.group_id AND h.visible_at > :now "
+            "  AND h.received_at IS NOT NULL) "
+            "ORDER BY m.id LIMIT :limit"
+        )
+    else:
+        sql = (
+            "SELECT id, receive_count FROM messages "
+            "WHERE queue_id = :queue AND visible_at <= :now AND sent_at > :cutoff "
+            "ORDER BY visible_at, id LIMIT :limit"
+        )
+    params = {"queue": queue.id, "now": now_ms, "cutoff": cutoff, "limit": limit}
+    return [(int(r[0]), int(r[1])) for r in conn.execute(sql, params)]
+
+
+def claim(
+    conn: sqlite3.Connection, name: str, request: ReceiveRequest, now_ms: int, arn_of: Any
+) -> list[ReceivedMessage]:
+    """Claim up to ``request.max_messages`` visible messages; dead-letter the over-received."""
+    queue = queues.load(conn, name)
+    if queue.fifo and request.attempt_id:
+        repeated = _repeat_attempt(conn, queue, request.attempt_id, now_ms)
+        if repeated is not None:
+            return repeated
+    redrive = queue.redrive()
+    dead_letter = queues.find(conn, redrive[0]) if redrive else None
+    visibility_ms = (
+        queue.visibility_ms
+        if request.visibility_timeout is None
+        else request.visibility_timeout * 1000
+    )
+    claimed: list[ReceivedMessage] = []
+    for _ in range(100):  # bounded: each round either claims or dead-letters candidates
+        wanted = request.max_messages - len(claimed)
+        candidates = _candidates(conn, queue, now_ms, wanted)
+        if not candidates:
+            break
+        moved_any = False
+        for row_id, receive_count in candidates:
+            if redrive and dead_letter is not None and receive_count >= redrive[1]:
+                _dead_letter(conn, row_id, dead_letter, arn_of(queue.name), now_ms)
+                moved_any = True
+                continue
+            claimed.append(_claim_one(conn, queue, row_id, now_ms, visibility_ms))
+        if not moved_any or len(claimed) >= request.max_messages:
+            break
+    if queue.fifo and request.attempt_id and claimed:
+        _record_attempt(conn, queue, request.attempt_id, claimed, now_ms)
+    return claimed
+
+
+def _claim_one(
+    conn: sqlite3.Connection, queue: QueueRow, row_id: int, now_ms: int, visibility_ms: int
+) -> ReceivedMessage:
+    token = new_token()
+    values = conn.execute(
+        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
+        "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
+        f"WHERE id = ? RETURNING {_RETURNING}",
+        (now_ms + visibility_ms, token, now_ms, now_ms, row_id),
+    ).fetchone()
+    return _received(values, make_handle(queue.id, row_id, token))
+
+
+def _received(values: tuple[Any, ...], handle: str) -> ReceivedMessage:
+    (
+        message_id,
+        body,
+        md5,
+        attributes,
+        system,
+        sent_at,
+        receive_count,
+        first_received,
+        group_id,
+        dedup_id,
+        sequence_number,
+        dead_letter_source,
+    ) = values
+    system_attributes = {
+        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+        "SentTimestamp": str(sent_at),
+        "ApproximateReceiveCount": str(receive_count),
+        "ApproximateFirstReceiveTimestamp": str(first_received),
+        "SqsManagedSseEnabled": "true",
+    }
+    trace = decode_attributes(system).get("AWSTraceHeader")
+    if trace is not None and trace.string_value:
+        system_attributes["AWSTraceHeader"] = trace.string_value
+    if group_id is not None:
+        system_attributes["MessageGroupId"] = group_id
+    if dedup_id is not None:
+        system_attributes["MessageDeduplicationId"] = dedup_id
+    if sequence_number is not None:
+        system_attributes["SequenceNumber"] = sequence_number
+    if dead_letter_source is not None:
+        system_attributes["DeadLetterQueueSourceArn"] = dead_letter_source
+    return ReceivedMessage(
+        message_id, handle, body, md5, system_attributes, decode_attributes(attributes)
+    )
+
+
+def _dead_letter(
+    conn: sqlite3.Connection, row_id: int, dead_letter: QueueRow, source_arn: str, now_ms: int
+) -> None:
+    sequence: str | None = None
+    if dead_letter.fifo:
+        dead_letter.next_sequence += 1
+        sequence = str(_SEQUENCE_BASE + dead_letter.next_sequence)
+        conn.execute(
+            "UPDATE queues SET next_sequence = ? WHERE id = ?",
+            (dead_letter.next_sequence, dead_letter.id),
+        )
+    conn.execute(
+        "UPDATE messages SET queue_id = ?, visible_at = ?, received_at = NULL, "
+        "receipt_token = NULL, dead_letter_source = ?, "
+        "sequence_number = coalesce(?, sequence_number) WHERE id = ?",
+        (dead_letter.id, now_ms, source_arn, sequence, row_id),
+    )
+
+
+def _repeat_attempt(
+    conn: sqlite3.Connection, queue: QueueRow, attempt_id: str, now_ms: int
+) -> list[ReceivedMessage] | None:
+    found = conn.execute(
+        "SELECT deliveries FROM receive_attempts "
+        "WHERE queue_id = ? AND attempt_id = ? AND expires_at > ?",
+        (queue.id, attempt_id, now_ms),
+    ).fetchone()
+    if found is None:
+        return None
+    repeated = []
+    for row_id, token_hex in json.loads(found[0]):
+        token = bytes.fromhex(token_hex)
+        values = conn.execute(
+            f"SELECT {_RETURNING} FROM messages WHERE id = ? AND queue_id = ? "
+            "AND receipt_token = ? AND visible_at > ?",
+            (row_id, queue.id, token, now_ms),
+        ).fetchone()
+        if values is not None:
+            repeated.append(_received(values, make_handle(queue.id, row_id, token)))
+    return repeated or None
+
+
+def _record_attempt(
+    conn: sqlite3.Connection,
+    queue: QueueRow,
+    attempt_id: str,
+    claimed: list[ReceivedMessage],
+    now_ms: int,
+) -> None:
+    deliveries = []
+    for message in claimed:
+        _, row_id, token = parse_handle(message.receipt_handle)
+        deliveries.append([row_id, token.hex()])
+    conn.execute(
+        "INSERT OR REPLACE INTO receive_attempts (queue_id, attempt_id, expires_at, deliveries) "
+        "VALUES (?, ?, ?, ?)",
+        (
+            queue.id,
+            attempt_id,
+            now_ms + limits.RECEIVE_ATTEMPT_WINDOW_SECONDS * 1000,
+            json.dumps(deliveries),
+        ),
+    )
+
+
+# -- delete and change visibility ------------------------------------------------------------
+def _checked_handle(queue: QueueRow, handle: str) -> tuple[int, bytes]:
+    queue_id, row_id, token = parse_handle(handle)
+    if queue_id != queue.id:
+        raise ReceiptHandleIsInvalid(
+            f'The input receipt handle "{handle}" is not a valid receipt handle.'
+        )
+    return row_id, token
+
+
+def delete(conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[SQSError | None]:
+    """Delete by receipt handle.  A stale handle (an earlier delivery) succeeds and deletes
+    nothing, as SQS documents; so does the handle of an already deleted message."""
+    queue = queues.load(conn, name)
+    results: list[SQSError | None] = []
+    for handle in handles:
+        try:
+            row_id, token = _checked_handle(queue, handle)
+        except SQSError as exc:
+            results.append(exc)
+            continue
+        conn.execute(
+            "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ?",
+            (row_id, queue.id, token),
+        )
+        results.append(None)
+    return results
+
+
+def change_visibility(
+    conn: sqlite3.Connection, name: str, changes: Sequence[tuple[str, int]], now_ms: int
+) -> list[SQSError | None]:
+    queue = queues.load(conn, name)
+    results: list[SQSError | None] = []
+    for handle, timeout in changes:
+        try:
+            _change_one(conn, queue, handle, timeout, now_ms)
+            results.append(None)
+        except SQSError as exc:
+            results.append(exc)
+    return results
+
+
+def _change_one(
+    conn: sqlite3.Connection, queue: QueueRow, handle: str, timeout: int, now_ms: int
+) -> None:
+    row_id, token = _checked_handle(queue, handle)
+    found = conn.execute(
+        "SELECT receipt_token, visible_at, received_at FROM messages WHERE id = ? AND queue_id = ?",
+        (row_id, queue.id),
+    ).fetchone()
+    if found is None:
+        raise ReceiptHandleIsInvalid(
+            f'The input receipt handle "{handle}" is not a valid receipt handle.'
+        )
+    current_token, visible_at, received_at = found
+    if current_token != token or visible_at <= now_ms or received_at is None:
+        raise MessageNotInflight()
+    new_visible_at = now_ms + timeout * 1000
+    if new_visible_at - received_at > limits.MAX_VISIBILITY_TIMEOUT * 1000:
+        raise InvalidParameterValue(
+            f"Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
+            f"VisibilityTimeout for the message is beyond the limit "
+            f"[{limits.MAX_VISIBILITY_TIMEOUT} seconds]"
+        )
+    conn.execute("UPDATE messages SET visible_at = ? WHERE id = ?", (new_visible_at, row_id))
+
+
+# -- housekeeping ---------------------------------------------------------------------------
+def sweep(conn: sqlite3.Connection, queue: QueueRow, now_ms: int) -> int:
+    """Delete expired messages, deduplication records and receive attempts."""
+    expired = conn.execute(
+        "DELETE FROM messages WHERE queue_id = ? AND sent_at <= ?",
+        (queue.id, now_ms - queue.retention_ms),
+    ).rowcount
+    conn.execute(
+        "DELETE FROM deduplication WHERE queue_id = ? AND expires_at <= ?", (queue.id, now_ms)
+    )
+    conn.execute(
+        "DELETE FROM receive_attempts WHERE queue_id = ? AND expires_at <= ?", (queue.id, now_ms)
+    )
+    return int(expired)
+
+
+def next_visible_at(conn: sqlite3.Connection, name: str, now_ms: int) -> int | None:
+    """When the next delayed or in-flight message of the queue becomes visible."""
+    found = conn.execute(
+        "SELECT min(m.visible_at) FROM messages m JOIN queues q ON q.id = m.queue_id "
+        "WHERE q.name = ? AND m.visible_at > ?",
+        (name, now_ms),
+    ).fetchone()
+    return None if found is None or found[0] is None else int(found[0])

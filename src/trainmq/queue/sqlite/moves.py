@@ -1,0 +1,156 @@
+"""Message-move tasks: redrive a dead-letter queue back to its sources or elsewhere.
+
+A task moves the messages that were in the source queue when it started, in
+small transactions (each message leaves the source and enters its destination
+atomically), honouring MaxNumberOfMessagesPerSecond.  Its progress and status
+are rows in ``move_tasks``, so any process can list or cancel it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+from ...errors import InvalidParameterValue, ResourceNotFoundException
+from ..model import MoveTask
+from . import queues
+
+__all__ = ["cancel", "list_tasks", "move_chunk", "start"]
+
+_SEQUENCE_BASE = 10**19
+_COLUMNS = (
+    "task_handle, source_name, destination, max_per_second, status, moved, to_move, "
+    "started_at, failure_reason"
+)
+
+
+def start(
+    conn: sqlite3.Connection,
+    source: str,
+    destination: str | None,
+    max_per_second: int | None,
+    now_ms: int,
+    source_arn: str,
+    is_dead_letter_queue: bool,
+) -> str:
+    queue = queues.load(conn, source)
+    if not is_dead_letter_queue:
+        raise InvalidParameterValue("Source queue must be configured as a Dead Letter Queue.")
+    if destination is not None:
+        queues.load(conn, destination)
+    running = conn.execute(
+        "SELECT 1 FROM move_tasks WHERE source_name = ? AND status IN ('RUNNING', 'CANCELLING')",
+        (source,),
+    ).fetchone()
+    if running is not None:
+        raise InvalidParameterValue(
+            "There is already a task running. Only one active task is allowed for each "
+            f"source queue arn at a given time. ({source_arn})"
+        )
+    last_row, to_move = conn.execute(
+        "SELECT coalesce(max(id), 0), count(*) FROM messages WHERE queue_id = ?", (queue.id,)
+    ).fetchone()
+    task_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO move_tasks (task_handle, source_name, destination, max_per_second, status, "
+        "to_move, started_at, last_row) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?, ?)",
+        (task_id, source, destination, max_per_second, to_move, now_ms, last_row),
+    )
+    return task_id
+
+
+def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) -> bool:
+    """Move up to ``limit`` messages; returns False once the task has ended."""
+    task = conn.execute(
+        "SELECT source_name, destination, status, last_row FROM move_tasks WHERE task_handle = ?",
+        (task_id,),
+    ).fetchone()
+    if task is None or task[2] != "RUNNING":
+        if task is not None and task[2] == "CANCELLING":
+            conn.execute(
+                "UPDATE move_tasks SET status = 'CANCELLED' WHERE task_handle = ?", (task_id,)
+            )
+        return False
+    source_name, destination_name, _, last_row = task
+    source = queues.find(conn, source_name)
+    if source is None:
+        _fail(conn, task_id, "AWS.SimpleQueueService.NonExistentQueue")
+        return False
+    rows = conn.execute(
+        "SELECT id, dead_letter_source FROM messages WHERE queue_id = ? AND id <= ? "
+        "ORDER BY id LIMIT ?",
+        (source.id, last_row, limit),
+    ).fetchall()
+    moved = 0
+    for row_id, origin_arn in rows:
+        target_name = destination_name or (origin_arn.rsplit(":", 1)[1] if origin_arn else None)
+        target = queues.find(conn, target_name) if target_name else None
+        if target is None:
+            _fail(conn, task_id, "AWS.SimpleQueueService.NonExistentQueue")
+            return False
+        _move(conn, row_id, target, now_ms)
+        moved += 1
+    conn.execute(
+        "UPDATE move_tasks SET moved = moved + ?, last_moved_at = ? WHERE task_handle = ?",
+        (moved, now_ms, task_id),
+    )
+    if len(rows) < limit:
+        conn.execute("UPDATE move_tasks SET status = 'COMPLETED' WHERE task_handle = ?", (task_id,))
+        return False
+    return True
+
+
+def _move(conn: sqlite3.Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:
+    sequence = None
+    if target.fifo:
+        target.next_sequence += 1
+        sequence = str(_SEQUENCE_BASE + target.next_sequence)
+        conn.execute(
+            "UPDATE queues SET next_sequence = ? WHERE id = ?", (target.next_sequence, target.id)
+        )
+    conn.execute(
+        "UPDATE messages SET queue_id = ?, visible_at = ?, sent_at = ?, receive_count = 0, "
+        "received_at = NULL, first_received_at = NULL, receipt_token = NULL, "
+        "dead_letter_source = NULL, sequence_number = coalesce(?, sequence_number) WHERE id = ?",
+        (target.id, now_ms, now_ms, sequence, row_id),
+    )
+
+
+def _fail(conn: sqlite3.Connection, task_id: str, reason: str) -> None:
+    conn.execute(
+        "UPDATE move_tasks SET status = 'FAILED', failure_reason = ? WHERE task_handle = ?",
+        (reason, task_id),
+    )
+
+
+def cancel(conn: sqlite3.Connection, task_id: str) -> int:
+    found = conn.execute(
+        "SELECT status, moved FROM move_tasks WHERE task_handle = ?", (task_id,)
+    ).fetchone()
+    if found is None or found[0] != "RUNNING":
+        raise ResourceNotFoundException("Task does not exist.")
+    conn.execute("UPDATE move_tasks SET status = 'CANCELLING' WHERE task_handle = ?", (task_id,))
+    return int(found[1])
+
+
+def list_tasks(conn: sqlite3.Connection, source: str, max_results: int) -> list[MoveTask]:
+    queues.load(conn, source)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM move_tasks WHERE source_name = ? "
+        "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+        (source, max_results),
+    ).fetchall()
+    return [
+        MoveTask(
+            task_handle=r[0],
+            source=r[1],
+            destination=r[2],
+            max_per_second=r[3],
+            status=r[4],
+            moved=r[5],
+            to_move=r[6],
+            started_at=r[7],
+            failure_reason=r[8],
+        )
+        for r in rows
+    ]

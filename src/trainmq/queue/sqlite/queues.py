@@ -1,0 +1,243 @@
+"""Queue rows: lookup, creation, attributes, tags, permissions, purge.
+
+Functions here run inside the group committer's transaction; each takes the
+connection and the current time in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from ...errors import (
+    InvalidParameterValue,
+    PurgeQueueInProgress,
+    QueueDeletedRecently,
+    QueueDoesNotExist,
+    QueueNameExists,
+)
+from .. import limits
+from ..attributes import default_attributes, parse_redrive_policy
+from ..model import QueueRecord
+
+__all__ = ["QueueRow", "create", "delete", "load", "purge"]
+
+_COLUMNS = (
+    "id, name, fifo, attributes, tags, permissions, created_at, modified_at, purged_at, "
+    "next_sequence"
+)
+
+
+@dataclass(slots=True)
+class QueueRow:
+    id: int
+    name: str
+    fifo: bool
+    attributes: dict[str, str]
+    tags: dict[str, str]
+    permissions: dict[str, dict[str, list[str]]]
+    created_at: int
+    modified_at: int
+    purged_at: int | None
+    next_sequence: int
+
+    @property
+    def visibility_ms(self) -> int:
+        return int(self.attributes["VisibilityTimeout"]) * 1000
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.attributes["MessageRetentionPeriod"]) * 1000
+
+    @property
+    def delay_seconds(self) -> int:
+        return int(self.attributes["DelaySeconds"])
+
+    @property
+    def content_based_deduplication(self) -> bool:
+        return self.attributes.get("ContentBasedDeduplication") == "true"
+
+    @property
+    def deduplicate_per_group(self) -> bool:
+        return self.attributes.get("DeduplicationScope") == "messageGroup"
+
+    def redrive(self) -> tuple[str, int] | None:
+        """(dead-letter queue name, maxReceiveCount), or None."""
+        text = self.attributes.get("RedrivePolicy")
+        if not text:
+            return None
+        policy = parse_redrive_policy(text)
+        return policy.dead_letter_target_arn.rsplit(":", 1)[1], policy.max_receive_count
+
+    def record(self) -> QueueRecord:
+        return QueueRecord(
+            self.name, dict(self.attributes), dict(self.tags), self.created_at, self.modified_at
+        )
+
+
+def _row(values: tuple[object, ...]) -> QueueRow:
+    (id_, name, fifo, attributes, tags, permissions, created, modified, purged, seq) = values
+    return QueueRow(
+        int(id_),  # type: ignore[call-overload]
+        str(name),
+        bool(fifo),
+        json.loads(str(attributes)),
+        json.loads(str(tags)),
+        json.loads(str(permissions)),
+        int(created),  # type: ignore[call-overload]
+        int(modified),  # type: ignore[call-overload]
+        None if purged is None else int(purged),  # type: ignore[call-overload]
+        int(seq),  # type: ignore[call-overload]
+    )
+
+
+def find(conn: sqlite3.Connection, name: str) -> QueueRow | None:
+    values = conn.execute(f"SELECT {_COLUMNS} FROM queues WHERE name = ?", (name,)).fetchone()
+    return None if values is None else _row(values)
+
+
+def load(conn: sqlite3.Connection, name: str) -> QueueRow:
+    row = find(conn, name)
+    if row is None:
+        raise QueueDoesNotExist()
+    return row
+
+
+def load_by_id(conn: sqlite3.Connection, queue_id: int) -> QueueRow | None:
+    values = conn.execute(f"SELECT {_COLUMNS} FROM queues WHERE id = ?", (queue_id,)).fetchone()
+    return None if values is None else _row(values)
+
+
+def all_rows(conn: sqlite3.Connection, prefix: str | None = None) -> list[QueueRow]:
+    if prefix:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        cursor = conn.execute(
+            f"SELECT {_COLUMNS} FROM queues WHERE name LIKE ? ESCAPE '\\' ORDER BY name",
+            (pattern,),
+        )
+    else:
+        cursor = conn.execute(f"SELECT {_COLUMNS} FROM queues ORDER BY name")
+    # LIKE is case-insensitive for ASCII; queue names are case-sensitive.
+    return [row for row in map(_row, cursor) if not prefix or row.name.startswith(prefix)]
+
+
+def create(
+    conn: sqlite3.Connection,
+    name: str,
+    attributes: dict[str, str],
+    tags: dict[str, str],
+    now_ms: int,
+) -> QueueRow:
+    existing = find(conn, name)
+    if existing is not None:
+        for key, value in attributes.items():
+            if existing.attributes.get(key, "") != value:
+                raise QueueNameExists(
+                    f"A queue already exists with the same name and a different value for "
+                    f"attribute {key}"
+                )
+        return existing
+    deleted = conn.execute(
+        "SELECT deleted_at FROM deleted_queues WHERE name = ?", (name,)
+    ).fetchone()
+    if deleted is not None and now_ms - deleted[0] < limits.QUEUE_RECREATE_DELAY_SECONDS * 1000:
+        raise QueueDeletedRecently()
+    fifo = name.endswith(".fifo")
+    full = default_attributes(fifo) | attributes
+    conn.execute("DELETE FROM deleted_queues WHERE name = ?", (name,))
+    conn.execute(
+        "INSERT INTO queues (name, fifo, attributes, tags, created_at, modified_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (name, fifo, json.dumps(full), json.dumps(tags), now_ms, now_ms),
+    )
+    return load(conn, name)
+
+
+def delete(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
+    row = load(conn, name)
+    conn.execute("DELETE FROM messages WHERE queue_id = ?", (row.id,))
+    conn.execute("DELETE FROM queues WHERE id = ?", (row.id,))
+    conn.execute(
+        "INSERT OR REPLACE INTO deleted_queues (name, deleted_at) VALUES (?, ?)", (name, now_ms)
+    )
+
+
+def set_attributes(
+    conn: sqlite3.Connection, name: str, attributes: dict[str, str], now_ms: int
+) -> None:
+    row = load(conn, name)
+    merged = dict(row.attributes)
+    for key, value in attributes.items():
+        if value == "" and key in ("RedrivePolicy", "RedriveAllowPolicy", "Policy"):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    conn.execute(
+        "UPDATE queues SET attributes = ?, modified_at = ? WHERE id = ?",
+        (json.dumps(merged), now_ms, row.id),
+    )
+
+
+def set_tags(conn: sqlite3.Connection, name: str, tags: dict[str, str]) -> None:
+    row = load(conn, name)
+    if len(tags) > limits.MAX_TAGS:
+        raise InvalidParameterValue(f"Too many tags added for queue {name}.")
+    conn.execute("UPDATE queues SET tags = ? WHERE id = ?", (json.dumps(tags), row.id))
+
+
+def set_permissions(
+    conn: sqlite3.Connection, name: str, permissions: dict[str, dict[str, list[str]]]
+) -> None:
+    row = load(conn, name)
+    conn.execute(
+        "UPDATE queues SET permissions = ? WHERE id = ?", (json.dumps(permissions), row.id)
+    )
+
+
+def purge(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
+    row = load(conn, name)
+    if row.purged_at is not None and now_ms - row.purged_at < limits.PURGE_INTERVAL_SECONDS * 1000:
+        raise PurgeQueueInProgress(
+            f"Only one PurgeQueue operation on {name} is allowed every 60 seconds."
+        )
+    conn.execute("DELETE FROM messages WHERE queue_id = ? AND sent_at <= ?", (row.id, now_ms))
+    conn.execute("UPDATE queues SET purged_at = ? WHERE id = ?", (now_ms, row.id))
+
+
+def counts(conn: sqlite3.Connection, row: QueueRow, now_ms: int) -> dict[str, int]:
+    cutoff = now_ms - row.retention_ms
+    visible, delayed, in_flight = conn.execute(
+        "SELECT "
+        " coalesce(sum(visible_at <= :now), 0),"
+        " coalesce(sum(visible_at > :now AND received_at IS NULL), 0),"
+        " coalesce(sum(visible_at > :now AND received_at IS NOT NULL), 0) "
+        "FROM messages WHERE queue_id = :queue AND sent_at > :cutoff",
+        {"now": now_ms, "queue": row.id, "cutoff": cutoff},
+    ).fetchone()
+    return {
+        "ApproximateNumberOfMessages": int(visible),
+        "ApproximateNumberOfMessagesDelayed": int(delayed),
+        "ApproximateNumberOfMessagesNotVisible": int(in_flight),
+    }
+
+
+def oldest_message_age(conn: sqlite3.Connection, row: QueueRow, now_ms: int) -> float | None:
+    """Seconds since the oldest unexpired message was sent (None when empty)."""
+    cutoff = now_ms - row.retention_ms
+    oldest = conn.execute(
+        "SELECT min(sent_at) FROM messages WHERE queue_id = ? AND sent_at > ?", (row.id, cutoff)
+    ).fetchone()[0]
+    return None if oldest is None else (now_ms - int(oldest)) / 1000
+
+
+__all__ += [
+    "all_rows",
+    "counts",
+    "find",
+    "load_by_id",
+    "oldest_message_age",
+    "set_attributes",
+    "set_permissions",
+    "set_tags",
+]
