@@ -26,19 +26,24 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDenied",
     "BatchEntryIdsNotDistinct",
     "BatchRequestTooLong",
     "ConfigurationError",
     "EmptyBatchRequest",
+    "IncompleteSignature",
+    "InvalidAction",
     "InvalidAddress",
     "InvalidAttributeName",
     "InvalidAttributeValue",
     "InvalidBatchEntryId",
+    "InvalidClientTokenId",
     "InvalidIdFormat",
     "InvalidMessageContents",
     "InvalidParameterValue",
     "InvalidSecurity",
     "MessageNotInflight",
+    "MissingAuthenticationToken",
     "MissingParameter",
     "NotATrainmqDatabase",
     "OverLimit",
@@ -47,10 +52,13 @@ __all__ = [
     "QueueDoesNotExist",
     "QueueNameExists",
     "ReceiptHandleIsInvalid",
+    "RequestEntityTooLarge",
+    "RequestExpired",
     "RequestThrottled",
     "ResourceNotFoundException",
     "SQSError",
     "SchemaTooNew",
+    "SignatureDoesNotMatch",
     "StorageError",
     "TooManyEntriesInBatchRequest",
     "TrainmqError",
@@ -282,36 +290,84 @@ class InternalError(SQSError):
     sender_fault = False
 
 
-#: Every SQS error class by its modelled name.
-SQS_ERRORS: dict[str, type[SQSError]] = {
-    cls.code: cls
-    for cls in (
-        QueueDoesNotExist,
-        QueueNameExists,
-        QueueDeletedRecently,
-        PurgeQueueInProgress,
-        EmptyBatchRequest,
-        TooManyEntriesInBatchRequest,
-        BatchEntryIdsNotDistinct,
-        InvalidBatchEntryId,
-        BatchRequestTooLong,
-        MessageNotInflight,
-        UnsupportedOperation,
-        ReceiptHandleIsInvalid,
-        InvalidIdFormat,
-        InvalidAttributeName,
-        InvalidAttributeValue,
-        InvalidMessageContents,
-        InvalidAddress,
-        InvalidSecurity,
-        OverLimit,
-        RequestThrottled,
-        ResourceNotFoundException,
-        InvalidParameterValue,
-        MissingParameter,
-        InternalError,
+class AccessDenied(SQSError):
+    """The caller's key is not granted this action on this queue."""
+
+    code = "AccessDenied"
+    query_code = "AccessDenied"
+    status = 403
+    modelled = False
+
+
+class InvalidClientTokenId(SQSError):
+    """The access key id is unknown."""
+
+    code = "InvalidClientTokenId"
+    query_code = "InvalidClientTokenId"
+    status = 403
+    modelled = False
+    default_message = "The security token included in the request is invalid."
+
+
+class SignatureDoesNotMatch(SQSError):
+    """The request's signature is not the one its secret key produces."""
+
+    code = "SignatureDoesNotMatch"
+    query_code = "SignatureDoesNotMatch"
+    status = 403
+    modelled = False
+    default_message = (
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method. Consult the service "
+        "documentation for details."
     )
-}
+
+
+class IncompleteSignature(SQSError):
+    """The Authorization header or signed query parameters are malformed."""
+
+    code = "IncompleteSignature"
+    query_code = "IncompleteSignature"
+    modelled = False
+
+
+class MissingAuthenticationToken(SQSError):
+    """The request carries no signature at all."""
+
+    code = "MissingAuthenticationToken"
+    query_code = "MissingAuthenticationToken"
+    status = 403
+    modelled = False
+    default_message = "Request is missing Authentication Token"
+
+
+class RequestExpired(SQSError):
+    """The request's date is more than 15 minutes from the server's clock."""
+
+    code = "RequestExpired"
+    query_code = "RequestExpired"
+    modelled = False
+
+
+class InvalidAction(SQSError):
+    """The Query protocol's Action names no SQS action."""
+
+    code = "InvalidAction"
+    query_code = "InvalidAction"
+    modelled = False
+
+
+class RequestEntityTooLarge(SQSError):
+    """The request body is larger than the server accepts."""
+
+    code = "RequestEntityTooLarge"
+    query_code = "RequestEntityTooLarge"
+    status = 413
+    modelled = False
+
+
+#: Every SQS error class by its modelled name.
+SQS_ERRORS: dict[str, type[SQSError]] = {cls.code: cls for cls in SQSError.__subclasses__()}
 
 
 class StorageError(TrainmqError):

@@ -70,6 +70,7 @@ _LEGACY_NAMES = _SYSTEM_NAMES | {
 class MessagingActions:
     backend: QueueBackend
     name_from_url: Callable[[Params], str]
+    cached_queue: Callable[[str], QueueRecord]
 
     # -- send --------------------------------------------------------------------------------
     def _new_message(self, entry: Params, queue: QueueRecord) -> NewMessage:
@@ -137,7 +138,7 @@ class MessagingActions:
 
     def send_message(self, params: Params) -> Response:
         name = self.name_from_url(params)
-        queue = self.backend.get_queue(name)
+        queue = self.cached_queue(name)
         message = self._new_message(params, queue)
         result = self.backend.send_messages(name, [message])[0]
         if isinstance(result, SQSError):
@@ -147,7 +148,7 @@ class MessagingActions:
     def send_message_batch(self, params: Params) -> Response:
         name = self.name_from_url(params)
         entries = check_batch_ids(require(params, "Entries"), "SendMessageBatchRequestEntry")
-        queue = self.backend.get_queue(name)
+        queue = self.cached_queue(name)
         total = sum(
             message_size(str(e.get("MessageBody") or ""), _safe_attributes(e)) for e in entries
         )
@@ -204,7 +205,7 @@ class MessagingActions:
         system_names = set(check_names(params.get("AttributeNames"), _LEGACY_NAMES))
         system_names |= set(check_names(params.get("MessageSystemAttributeNames"), _SYSTEM_NAMES))
         user_names = _user_attribute_names(params.get("MessageAttributeNames"))
-        queue = self.backend.get_queue(name)
+        queue = self.cached_queue(name)
         if wait_seconds is None:
             wait_seconds = int(queue.attributes["ReceiveMessageWaitTimeSeconds"])
         request = ReceiveRequest(count, wait_seconds, timeout, attempt_id)

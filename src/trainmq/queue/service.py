@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import (
+    InvalidAction,
     InvalidAttributeName,
     InvalidParameterValue,
     QueueDoesNotExist,
@@ -24,12 +27,15 @@ from . import attributes as attrs
 from . import limits
 from .backend import QueueBackend
 from .messaging import MessagingActions
+from .model import QueueRecord
 from .validate import check_int, check_names, check_queue_name, require
 
 __all__ = ["ACTIONS", "SQSService"]
 
 Params = Mapping[str, Any]
 Response = dict[str, Any]
+
+QUEUE_CACHE_SECONDS = 1.0
 
 #: The 23 SQS actions.
 ACTIONS = (
@@ -65,19 +71,25 @@ class SQSService(MessagingActions):
     def __init__(self, backend: QueueBackend, *, endpoint: str = "http://localhost:9324") -> None:
         self.backend = backend
         self.endpoint = endpoint.rstrip("/")
-        self._handlers: dict[str, Callable[[Params], Response]] = {
-            action: getattr(self, _snake(action)) for action in ACTIONS
-        }
+        self._queues: dict[str, tuple[float, QueueRecord]] = {}
+        self._handlers: dict[str, str] = {action: _snake(action) for action in ACTIONS}
 
     # -- addressing ----------------------------------------------------------------------------
     def dispatch(self, action: str, params: Params) -> Response:
         """Run one SQS action; raises ``SQSError`` with AWS's code on failure."""
-        handler = self._handlers.get(action)
-        if handler is None:
-            raise InvalidParameterValue(f"The action {action} is not valid for this endpoint.")
+        method = self._handlers.get(action)
+        if method is None:
+            raise InvalidAction(f"The action {action} is not valid for this endpoint.")
         if not isinstance(params, Mapping):
             raise InvalidParameterValue("The request body must be a JSON object.")
+        handler: Callable[[Params], Response] = getattr(self, method)
         return handler(params)
+
+    def with_endpoint(self, endpoint: str) -> SQSService:
+        """The same service answering with queue URLs under ``endpoint`` (per request)."""
+        view = copy.copy(self)
+        view.endpoint = endpoint.rstrip("/")
+        return view
 
     def url(self, name: str) -> str:
         return f"{self.endpoint}/{self.backend.account_id}/{name}"
@@ -107,6 +119,24 @@ class SQSService(MessagingActions):
             )
         return name
 
+    def cached_queue(self, name: str) -> QueueRecord:
+        """The queue's record for validating messages, at most ``QUEUE_CACHE_SECONDS`` old.
+
+        Changes made through this service are seen at once; changes made by other
+        processes within a second (SQS itself takes up to 60 s to propagate them).
+        The backend still checks, inside its own transaction, that the queue exists.
+        """
+        now = time.monotonic()
+        cached = self._queues.get(name)
+        if cached is not None and now - cached[0] < QUEUE_CACHE_SECONDS:
+            return cached[1]
+        record = self.backend.get_queue(name)
+        self._queues[name] = (now, record)
+        return record
+
+    def _forget(self, name: str) -> None:
+        self._queues.pop(name, None)
+
     # -- queues --------------------------------------------------------------------------------
     def create_queue(self, params: Params) -> Response:
         given = params.get("Attributes") or {}
@@ -121,11 +151,14 @@ class SQSService(MessagingActions):
             normalized.pop("FifoQueue")
         tags = self._tags(params.get("tags") or {})
         self._check_redrive(name, normalized, fifo)
+        self._forget(name)
         self.backend.create_queue(name, normalized, tags)
         return {"QueueUrl": self.url(name)}
 
     def delete_queue(self, params: Params) -> Response:
-        self.backend.delete_queue(self.name_from_url(params))
+        name = self.name_from_url(params)
+        self._forget(name)
+        self.backend.delete_queue(name)
         return {}
 
     def get_queue_url(self, params: Params) -> Response:
@@ -193,6 +226,7 @@ class SQSService(MessagingActions):
             raise InvalidAttributeName("Unknown Attribute FifoQueue.")
         normalized = attrs.normalize(given, fifo=fifo)
         self._check_redrive(name, normalized, fifo)
+        self._forget(name)
         self.backend.set_queue_attributes(name, normalized)
         return {}
 

@@ -1,23 +1,23 @@
-"""Group commit: one writer thread, one transaction and one fsync for many callers.
+"""Group commit: many callers, one transaction and one fsync.
 
-Callers hand the committer a function of the connection.  The writer thread
-takes every operation waiting at that moment, runs them in one ``BEGIN
-IMMEDIATE`` transaction (each inside a savepoint, so one failing operation
-rolls back alone) and commits once.  While it waits on the disk, new work
-piles up and rides in the next transaction: throughput grows with the number
-of concurrent callers while every caller still returns only after its own
-change is on disk.
+Callers hand the committer a function of the connection.  The first caller to
+arrive while no transaction is running becomes the *leader*: it takes every
+operation queued at that moment, runs them in one ``BEGIN IMMEDIATE``
+transaction (each inside a savepoint, so one failing operation rolls back
+alone) and commits once.  While it waits on the disk, new operations pile up;
+when it is done it hands leadership to the oldest waiting caller, who commits
+the next group.  A lone caller thus runs its operation on its own thread with
+no hand-off, and with N concurrent callers about N operations share an fsync;
+every caller still returns only after its own change is committed.
 
 Operations say whether they must be durable before their caller returns.  A
-transaction of non-durable operations only (receive claims, reads) commits
-with ``synchronous=NORMAL``: atomic and safe against a crash of any process,
-but without an fsync (see docs/durability.md for why that keeps the
-at-least-once promise).
+group of non-durable operations only (receive claims, reads) commits with
+``synchronous=NORMAL``: atomic and safe against the crash of any process, but
+without an fsync (docs/durability.md explains why at-least-once still holds).
 """
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -32,98 +32,92 @@ _MAX_BATCH = 512
 
 
 class _Op(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "result")
+    __slots__ = ("done", "durable", "error", "fn", "lead", "result")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> None:
         self.fn = fn
         self.durable = durable
-        self.done = threading.Event()
+        self.done: threading.Event | None = None  # only callers that wait need one
+        self.lead = False
         self.result: T | None = None
         self.error: BaseException | None = None
 
 
 class GroupCommitter:
-    """Runs operations on one connection in a writer thread, committing them in groups."""
+    """Runs operations on one connection, committing concurrent ones in groups."""
 
     def __init__(
         self,
-        connect: Callable[[], sqlite3.Connection],
+        conn: sqlite3.Connection,
         *,
         full_sync: bool,
         on_commit: Callable[[], None] | None = None,
-        name: str = "trainmq-commit",
     ) -> None:
-        self._connect = connect
+        self._conn = conn
         self._full_sync = full_sync
         self._on_commit = on_commit
-        self._ops: queue.SimpleQueue[_Op[Any] | None] = queue.SimpleQueue()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
+        self._mutex = threading.Lock()
+        self._idle = threading.Condition(self._mutex)
+        self._pending: list[_Op[Any]] = []
+        self._leading = False
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._start_error is not None:
-            raise self._start_error
+        self._synchronous = ""
+        self.commits = 0
 
     def submit(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run ``fn(conn)`` in the next group transaction and return its result."""
-        if self._closed:
-            raise StorageError("the queue database is closed")
         op: _Op[T] = _Op(fn, durable)
-        self._ops.put(op)
-        op.done.wait()
+        with self._mutex:
+            if self._closed:
+                raise StorageError("the queue database is closed")
+            lead = not self._leading
+            if not lead:
+                op.done = threading.Event()
+            self._pending.append(op)
+            self._leading = True
+        if op.done is not None:
+            op.done.wait()
+            lead = op.lead
+        if lead:
+            self._lead()
         if isinstance(op.error, sqlite3.Error):
             raise StorageError(f"queue database error: {op.error}") from op.error
         if op.error is not None:
             raise op.error
         return op.result  # type: ignore[return-value]
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._ops.put(None)
-        self._thread.join()
-
-    # -- the writer thread ----------------------------------------------------------------
-    def _run(self) -> None:
+    def _lead(self) -> None:
+        with self._mutex:
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
         try:
-            conn = self._connect()
-        except BaseException as exc:  # reported to the constructor's caller
-            self._start_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        synchronous = ""
-        try:
-            while True:
-                first = self._ops.get()
-                if first is None:
-                    return
-                batch: list[_Op[Any]] = [first]
-                stop = False
-                while len(batch) < _MAX_BATCH:
-                    try:
-                        nxt = self._ops.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                wanted = "FULL" if self._full_sync and any(op.durable for op in batch) else "NORMAL"
-                if wanted != synchronous:
-                    conn.execute(f"PRAGMA synchronous = {wanted}")
-                    synchronous = wanted
-                self._run_batch(conn, batch)
-                if stop:
-                    return
+            self._run_batch(batch)
         finally:
-            conn.close()
+            with self._mutex:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    if successor.done is not None:
+                        successor.done.set()
+                else:
+                    self._leading = False
+                    self._idle.notify_all()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
+    def close(self) -> None:
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            while self._leading:
+                self._idle.wait()
+        self._conn.close()
+
+    def _run_batch(self, batch: list[_Op[Any]]) -> None:
+        conn = self._conn
+        wanted = "FULL" if self._full_sync and any(op.durable for op in batch) else "NORMAL"
         try:
+            if wanted != self._synchronous:
+                conn.execute(f"PRAGMA synchronous = {wanted}")
+                self._synchronous = wanted
             conn.execute("BEGIN IMMEDIATE")
             if len(batch) == 1:
                 op = batch[0]
@@ -143,6 +137,7 @@ class GroupCommitter:
                         conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
             conn.execute("COMMIT")
+            self.commits += 1
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -154,4 +149,5 @@ class GroupCommitter:
             if self._on_commit is not None:
                 self._on_commit()
             for op in batch:
-                op.done.set()
+                if op.done is not None:
+                    op.done.set()

@@ -58,13 +58,16 @@ class SqliteBackend:
         self._busy_timeout = busy_timeout
         self._poll_interval = poll_interval
         self._changed = threading.Event()
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._last_sweep: dict[str, int] = {}
         self._move_threads: list[threading.Thread] = []
         self._closed = threading.Event()
+        self._released = threading.Event()
         schema.check_file(self.path)
         schema.ensure_parent(self.path)
         self._committer = GroupCommitter(
-            self._open_writer, full_sync=durability == "full", on_commit=self._notify
+            self._open_writer(), full_sync=durability == "full", on_commit=self._notify
         )
         self._watch_lock = threading.Lock()
         self._watcher = self._connect()
@@ -88,12 +91,14 @@ class SqliteBackend:
             conn.close()
             raise ConfigurationError(f"{self.path}: the file system does not support WAL mode")
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps hot index pages in memory
         schema.migrate(conn)
         return conn
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, threading.Event()
-        changed.set()
+        if self._waiting:
+            changed, self._changed = self._changed, threading.Event()
+            changed.set()
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -189,17 +194,25 @@ class SqliteBackend:
         return self._write(lambda c, now: messages.send(c, name, batch, now))
 
     def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
+        def claim() -> list[ReceivedMessage]:
+            return self._write(lambda c, now: self._claim(c, name, request, now), durable=False)
+
+        if request.wait_seconds <= 0:
+            return claim()
         deadline = self.clock.now() + request.wait_seconds
-        while True:
-            changed = self._changed
-            version = self._data_version()
-            claimed = self._write(lambda c, now: self._claim(c, name, request, now), durable=False)
-            if claimed:
-                return claimed
-            now = self.clock.now()
-            if now >= deadline or self._closed.is_set():
-                return []
-            self._wait_for_change(name, changed, version, deadline)
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            while True:
+                changed = self._changed
+                version = self._data_version()
+                claimed = claim()
+                if claimed or self.clock.now() >= deadline or self._released.is_set():
+                    return claimed
+                self._wait_for_change(name, changed, version, deadline)
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
     def _claim(
         self, conn: sqlite3.Connection, name: str, request: ReceiveRequest, now: int
@@ -221,7 +234,7 @@ class SqliteBackend:
         with self._watch_lock:
             due_ms = messages.next_visible_at(self._watcher, name, self._now_ms())
         wake_at = deadline if due_ms is None else min(deadline, due_ms / 1000)
-        while not self._closed.is_set():
+        while not self._released.is_set():
             remaining = wake_at - self.clock.now()
             if remaining <= 0:
                 return
@@ -274,12 +287,17 @@ class SqliteBackend:
     def list_move_tasks(self, source: str, max_results: int) -> list[MoveTask]:
         return self._read(lambda c, now: moves.list_tasks(c, source, max_results))
 
+    def release_waiters(self) -> None:
+        """End every long poll at once (they return what they hold, or nothing); for shutdown."""
+        self._released.set()
+        self._changed.set()
+
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         if self._closed.is_set():
             return
         self._closed.set()
-        self._notify()
+        self.release_waiters()
         for thread in self._move_threads:
             thread.join()
         self._committer.close()

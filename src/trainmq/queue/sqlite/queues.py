@@ -6,9 +6,12 @@ connection and the current time in milliseconds.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from ...errors import (
     InvalidParameterValue,
@@ -76,15 +79,21 @@ class QueueRow:
         )
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> Any:
+    """JSON columns parsed once per distinct text (rows are read on every operation)."""
+    return json.loads(text)
+
+
 def _row(values: tuple[object, ...]) -> QueueRow:
     (id_, name, fifo, attributes, tags, permissions, created, modified, purged, seq) = values
     return QueueRow(
         int(id_),  # type: ignore[call-overload]
         str(name),
         bool(fifo),
-        json.loads(str(attributes)),
-        json.loads(str(tags)),
-        json.loads(str(permissions)),
+        dict(_parsed(str(attributes))),
+        dict(_parsed(str(tags))),
+        copy.deepcopy(_parsed(str(permissions))),
         int(created),  # type: ignore[call-overload]
         int(modified),  # type: ignore[call-overload]
         None if purged is None else int(purged),  # type: ignore[call-overload]

@@ -1,0 +1,3 @@
+from trainmq.cli.main import main
+
+main()

@@ -1,0 +1,19 @@
+"""Named exit codes of the ``trainmq`` command."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    QUEUE_NOT_FOUND = 3
+    INVALID_REQUEST = 4
+    DATABASE_ERROR = 5
+    CONFIGURATION_ERROR = 6
+    NO_MESSAGES = 7
+    INTERRUPTED = 130

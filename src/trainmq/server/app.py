@@ -1,0 +1,305 @@
+"""The SQS-compatible HTTP endpoint, as a plain ASGI application.
+
+``POST`` requests speak SQS: the JSON 1.0 protocol when ``X-Amz-Target`` names
+an action, the Query protocol (form-encoded ``Action=...``, also as ``GET``)
+otherwise.  ``GET /health`` and ``GET /metrics`` serve operators.  SQS work
+runs on a thread pool so that concurrent requests share the engine's group
+commits; long polls are bounded in number (beyond the bound a receive
+answers at once, as a short poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..errors import (
+    InternalError,
+    InvalidAction,
+    RequestEntityTooLarge,
+    SQSError,
+    StorageError,
+)
+from ..queue.service import ACTIONS, SQSService
+from . import json_protocol, query_protocol
+from .auth import AccessKey, Credentials, SignedRequest, authorize, verify
+from .metrics import Metrics
+
+__all__ = ["MAX_REQUEST_BYTES", "SQSApp"]
+
+log = logging.getLogger("trainmq.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Largest request body accepted: a 1 MiB batch, base64 and protocol overhead included.
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+_ACTION_SET = frozenset(ACTIONS)
+_MESSAGE_ACTIONS = {
+    "SendMessage": "sent",
+    "SendMessageBatch": "sent",
+    "ReceiveMessage": "received",
+    "DeleteMessage": "deleted",
+    "DeleteMessageBatch": "deleted",
+}
+
+
+class SQSApp:
+    """ASGI application serving the SQS API over one ``SQSService``."""
+
+    def __init__(
+        self,
+        service: SQSService,
+        *,
+        credentials: Credentials | None = None,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_long_polls: int = 256,
+        workers: int = 64,
+    ) -> None:
+        self.service = service
+        self.credentials = credentials
+        self.max_request_bytes = max_request_bytes
+        self.metrics = Metrics()
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainmq-sqs")
+        self._poll_executor = ThreadPoolExecutor(
+            max_workers=max_long_polls, thread_name_prefix="trainmq-poll"
+        )
+        self._max_long_polls = max_long_polls
+        self._long_polls = 0
+        self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
+
+    # -- ASGI entry --------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if method == "GET" and path == "/health":
+            await _respond(send, 200, b"application/json", b'{"status":"ok"}')
+            return
+        if method == "GET" and path == "/metrics":
+            loop = asyncio.get_running_loop()
+            text = await loop.run_in_executor(self._executor, self.metrics.render, self.service)
+            await _respond(send, 200, b"text/plain; version=0.0.4", text.encode())
+            return
+        for prefix, route in self.extra_routes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                await route(scope, receive, send)
+                return
+        await self._api(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.release_waiters()
+                self._executor.shutdown(wait=True)
+                self._poll_executor.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def release_waiters(self) -> None:
+        """End every long poll now (they answer with no messages); used at shutdown."""
+        release = getattr(self.service.backend, "release_waiters", None)
+        if release is not None:
+            release()
+
+    # -- the SQS API -------------------------------------------------------------------------
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        target = headers.get("x-amz-target", "")
+        is_json = target.startswith("AmazonSQS.") or "json" in headers.get("content-type", "")
+        action = target.removeprefix("AmazonSQS.") if is_json else ""
+        try:
+            body = await _read_body(receive, headers, self.max_request_bytes)
+            if is_json:
+                if action not in _ACTION_SET:
+                    raise InvalidAction(f"The action {action or '(none)'} is not valid.")
+                params = json_protocol.decode_request(action, body)
+            else:
+                form = parse_qsl(
+                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+                )
+                if body:
+                    form += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+                action, params = query_protocol.decode_request(dict(form))
+                if action not in _ACTION_SET:
+                    raise InvalidAction(
+                        f"The action {action or '(none)'} is not valid for this endpoint."
+                    )
+                _queue_url_from_path(scope, headers, params)
+            key = self._authenticate(scope, headers, body)
+            result = await self._dispatch(scope, headers, action, params, key)
+            payload = (
+                json_protocol.encode_response(result)
+                if is_json
+                else query_protocol.encode_response(action, result)
+            )
+            content_type = json_protocol.CONTENT_TYPE if is_json else query_protocol.CONTENT_TYPE
+            await _respond(send, 200, content_type.encode(), payload)
+            self.metrics.observe(
+                action or "unknown",
+                None,
+                time.perf_counter() - started,
+                _message_count(action, params, result),
+            )
+        except SQSError as error:
+            await self._error(send, error, is_json, action, started)
+        except StorageError as exc:
+            log.error("storage error in %s: %s", action, exc)
+            await self._error(send, InternalError(), is_json, action, started)
+        except Exception:
+            log.exception("unexpected error in %s", action)
+            await self._error(send, InternalError(), is_json, action, started)
+
+    async def _error(
+        self, send: Send, error: SQSError, is_json: bool, action: str, started: float
+    ) -> None:
+        encode = json_protocol.encode_error if is_json else query_protocol.encode_error
+        status, headers, payload = encode(error)
+        headers = [*headers, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        self.metrics.observe(action or "unknown", error.code, time.perf_counter() - started, 0)
+
+    def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> AccessKey | None:
+        if self.credentials is None:
+            return None
+        request = SignedRequest(
+            method=scope["method"],
+            raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0],
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+        )
+        return verify(request, self.credentials, dt.datetime.now(dt.UTC))
+
+    async def _dispatch(
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        action: str,
+        params: dict[str, Any],
+        key: AccessKey | None,
+    ) -> dict[str, Any]:
+        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
+        service = self.service.with_endpoint(f"{scope.get('scheme', 'http')}://{host}")
+        if key is not None:
+            queue = _target_queue(service, action, params)
+            authorize(key, action, queue, service.arn(queue or "*"))
+        loop = asyncio.get_running_loop()
+        long_poll = action == "ReceiveMessage" and str(params.get("WaitTimeSeconds", "")) != "0"
+        if long_poll and self._long_polls < self._max_long_polls:
+            self._long_polls += 1
+            try:
+                result = await loop.run_in_executor(
+                    self._poll_executor, service.dispatch, action, params
+                )
+            finally:
+                self._long_polls -= 1
+        else:
+            if long_poll:
+                params = {**params, "WaitTimeSeconds": 0}
+            result = await loop.run_in_executor(self._executor, service.dispatch, action, params)
+        if key is not None and action == "ListQueues":
+            result = _filter_queue_urls(result, key.queue_patterns("ListQueues"))
+        return result
+
+
+def _queue_url_from_path(scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> None:
+    """Query requests may address the queue by the request path instead of QueueUrl."""
+    parts = [p for p in scope["path"].split("/") if p]
+    if "QueueUrl" not in params and len(parts) == 2:
+        host = headers.get("host", "localhost")
+        params["QueueUrl"] = f"{scope.get('scheme', 'http')}://{host}/{parts[0]}/{parts[1]}"
+
+
+def _target_queue(service: SQSService, action: str, params: dict[str, Any]) -> str | None:
+    """The queue an action acts on, for grants (None: no single queue, e.g. ListQueues)."""
+    if isinstance(params.get("QueueUrl"), str):
+        return str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1]
+    if isinstance(params.get("QueueName"), str):
+        return str(params["QueueName"])
+    if isinstance(params.get("SourceArn"), str):
+        return str(params["SourceArn"]).rsplit(":", 1)[-1]
+    if isinstance(params.get("TaskHandle"), str):
+        try:
+            source = json.loads(base64.b64decode(params["TaskHandle"]))["sourceArn"]
+            return str(source).rsplit(":", 1)[-1]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return ""
+    return None
+
+
+def _filter_queue_urls(result: dict[str, Any], patterns: list[str]) -> dict[str, Any]:
+    import fnmatch
+
+    urls = [
+        u
+        for u in result.get("QueueUrls", [])
+        if any(fnmatch.fnmatchcase(u.rsplit("/", 1)[-1], p) for p in patterns)
+    ]
+    filtered = {k: v for k, v in result.items() if k != "QueueUrls"}
+    if urls:
+        filtered["QueueUrls"] = urls
+    return filtered
+
+
+def _message_count(action: str, params: dict[str, Any], result: dict[str, Any]) -> int:
+    if action not in _MESSAGE_ACTIONS:
+        return 0
+    if action == "ReceiveMessage":
+        return len(result.get("Messages", []))
+    if action.endswith("Batch"):
+        return len(result.get("Successful", []))
+    return 1
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestEntityTooLarge(f"Request body of {declared} bytes exceeds {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge(f"Request body exceeds {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,98 @@
+"""The AWS JSON 1.0 protocol: ``X-Amz-Target: AmazonSQS.<Action>`` with JSON bodies.
+
+Binary values travel base64-encoded; the service works on bytes.  Errors carry
+the modelled shape in ``__type`` and the query-compatible code in the
+``x-amzn-query-error`` header, which is how boto3 recovers AWS's codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from ..errors import InvalidParameterValue, SQSError
+
+__all__ = ["CONTENT_TYPE", "decode_request", "encode_error", "encode_response"]
+
+CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+class SerializationException(SQSError):
+    """The request body is not the JSON the action expects."""
+
+    code = "SerializationException"
+    query_code = "SerializationException"
+    modelled = False
+
+
+def _decode_binary(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidParameterValue("BinaryValue is not valid base64.") from None
+    return value
+
+
+def _decode_attributes(attributes: Any) -> Any:
+    if not isinstance(attributes, dict):
+        return attributes
+    decoded = {}
+    for name, value in attributes.items():
+        if isinstance(value, dict) and "BinaryValue" in value:
+            value = {**value, "BinaryValue": _decode_binary(value["BinaryValue"])}
+        decoded[name] = value
+    return decoded
+
+
+def _decode_message(params: dict[str, Any]) -> dict[str, Any]:
+    for key in ("MessageAttributes", "MessageSystemAttributes"):
+        if key in params:
+            params[key] = _decode_attributes(params[key])
+    return params
+
+
+def decode_request(action: str, body: bytes) -> dict[str, Any]:
+    try:
+        params = json.loads(body.decode("utf-8")) if body.strip() else {}
+    except (UnicodeDecodeError, ValueError):
+        raise SerializationException(
+            "Start of structure or map found where not expected."
+        ) from None
+    if not isinstance(params, dict):
+        raise SerializationException("Start of structure or map found where not expected.")
+    if action == "SendMessage":
+        _decode_message(params)
+    elif action == "SendMessageBatch" and isinstance(params.get("Entries"), list):
+        params["Entries"] = [
+            _decode_message(dict(e)) if isinstance(e, dict) else e for e in params["Entries"]
+        ]
+    return params
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def encode_response(result: dict[str, Any]) -> bytes:
+    return json.dumps(_encode(result), separators=(",", ":")).encode("utf-8")
+
+
+def encode_error(error: SQSError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps(
+        {"__type": f"com.amazonaws.sqs#{error.code}", "message": error.message}
+    ).encode("utf-8")
+    fault = "Sender" if error.sender_fault else "Receiver"
+    headers = [
+        (b"content-type", CONTENT_TYPE.encode()),
+        (b"x-amzn-query-error", f"{error.query_code};{fault}".encode()),
+    ]
+    return error.status, headers, body

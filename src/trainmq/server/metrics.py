@@ -1,0 +1,135 @@
+"""Prometheus metrics of the endpoint: request counters, latency, and queue gauges."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from ..queue.service import SQSService
+
+__all__ = ["Metrics"]
+
+_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    25.0,
+)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    """Counts requests by action and outcome, and times them per action."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str], int] = defaultdict(int)
+        self._messages: dict[str, int] = defaultdict(int)
+        self._buckets: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = defaultdict(float)
+        self._counts: dict[str, int] = defaultdict(int)
+
+    def observe(self, action: str, error_code: str | None, seconds: float, messages: int) -> None:
+        with self._lock:
+            self._requests[(action, error_code or "")] += 1
+            if messages:
+                self._messages[action] += messages
+            buckets = self._buckets.setdefault(action, [0] * len(_BUCKETS))
+            for index, bound in enumerate(_BUCKETS):
+                if seconds <= bound:
+                    buckets[index] += 1
+            self._sums[action] += seconds
+            self._counts[action] += 1
+
+    def render(self, service: SQSService) -> str:
+        lines = [
+            "# HELP trainmq_requests_total SQS requests by action and error code ('' = success).",
+            "# TYPE trainmq_requests_total counter",
+        ]
+        with self._lock:
+            for (action, code), count in sorted(self._requests.items()):
+                lines.append(
+                    f'trainmq_requests_total{{action="{action}",error="{_escape(code)}"}} {count}'
+                )
+            lines += [
+                "# HELP trainmq_messages_total Messages sent, received and deleted.",
+                "# TYPE trainmq_messages_total counter",
+            ]
+            for action, count in sorted(self._messages.items()):
+                lines.append(f'trainmq_messages_total{{action="{action}"}} {count}')
+            lines += [
+                "# HELP trainmq_request_seconds Request latency by action.",
+                "# TYPE trainmq_request_seconds histogram",
+            ]
+            for action, buckets in sorted(self._buckets.items()):
+                for bound, count in zip(_BUCKETS, buckets, strict=True):
+                    lines.append(
+                        f'trainmq_request_seconds_bucket{{action="{action}",le="{bound}"}} {count}'
+                    )
+                total = self._counts[action]
+                lines.append(
+                    f'trainmq_request_seconds_bucket{{action="{action}",le="+Inf"}} {total}'
+                )
+                lines.append(
+                    f'trainmq_request_seconds_sum{{action="{action}"}} {self._sums[action]}'
+                )
+                lines.append(f'trainmq_request_seconds_count{{action="{action}"}} {total}')
+        lines += _queue_gauges(service)
+        return "\n".join(lines) + "\n"
+
+
+def _queue_gauges(service: SQSService) -> list[str]:
+    backend = service.backend
+    names = backend.list_queues(None)
+    gauges: dict[str, list[str]] = {
+        "trainmq_queue_messages": ["Visible messages (ApproximateNumberOfMessages)."],
+        "trainmq_queue_in_flight": ["Received, not yet deleted or visible again."],
+        "trainmq_queue_delayed": ["Messages waiting out a delay."],
+        "trainmq_queue_oldest_message_age_seconds": ["Age of the oldest message."],
+        "trainmq_queue_dead_letter_messages": ["Visible messages in the queue's DLQ."],
+    }
+    counts = {}
+    for name in names:
+        try:
+            counts[name] = backend.queue_counts(name)
+        except Exception:
+            continue
+    for name, values in counts.items():
+        label = f'{{queue="{_escape(name)}"}}'
+        gauges["trainmq_queue_messages"].append(f"{label} {values['ApproximateNumberOfMessages']}")
+        gauges["trainmq_queue_in_flight"].append(
+            f"{label} {values['ApproximateNumberOfMessagesNotVisible']}"
+        )
+        gauges["trainmq_queue_delayed"].append(
+            f"{label} {values['ApproximateNumberOfMessagesDelayed']}"
+        )
+        age = getattr(backend, "oldest_message_age", lambda _n: None)(name)
+        gauges["trainmq_queue_oldest_message_age_seconds"].append(f"{label} {age or 0}")
+        record = backend.get_queue(name)
+        policy = record.attributes.get("RedrivePolicy")
+        if policy:
+            from ..queue.attributes import parse_redrive_policy
+
+            dlq = parse_redrive_policy(policy).dead_letter_target_arn.rsplit(":", 1)[1]
+            depth = counts.get(dlq, {}).get("ApproximateNumberOfMessages", 0)
+            gauges["trainmq_queue_dead_letter_messages"].append(f"{label} {depth}")
+    lines = []
+    for metric, (help_text, *samples) in gauges.items():
+        lines.append(f"# HELP {metric} {help_text}")
+        lines.append(f"# TYPE {metric} gauge")
+        lines.extend(f"{metric}{sample}" for sample in samples)
+    return lines
