@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AccessDenied",
+    "BackendUnavailable",
     "BatchEntryIdsNotDistinct",
     "BatchRequestTooLong",
     "ConfigurationError",
@@ -52,6 +53,7 @@ __all__ = [
     "QueueDoesNotExist",
     "QueueNameExists",
     "ReceiptHandleIsInvalid",
+    "RemoteError",
     "RequestEntityTooLarge",
     "RequestExpired",
     "RequestThrottled",
@@ -366,8 +368,20 @@ class RequestEntityTooLarge(SQSError):
     modelled = False
 
 
+class RemoteError(SQSError):
+    """An SQS error returned by a remote endpoint that trainmq has no class for."""
+
+    def __init__(self, code: str, query_code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "query_code", query_code)
+        object.__setattr__(self, "status", status)
+
+
 #: Every SQS error class by its modelled name.
-SQS_ERRORS: dict[str, type[SQSError]] = {cls.code: cls for cls in SQSError.__subclasses__()}
+SQS_ERRORS: dict[str, type[SQSError]] = {
+    cls.code: cls for cls in SQSError.__subclasses__() if cls is not RemoteError
+}
 
 
 class StorageError(TrainmqError):
@@ -380,6 +394,10 @@ class NotATrainmqDatabase(StorageError):
 
 class SchemaTooNew(StorageError):
     """The database was written by a newer trainmq schema version."""
+
+
+class BackendUnavailable(StorageError):
+    """A remote queue endpoint could not be reached or answered nonsense."""
 
 
 class ConfigurationError(TrainmqError):

@@ -55,6 +55,18 @@ DbOption = Annotated[
 ]
 
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        envvar="TRAINMQ_BACKEND",
+        help="Use a remote SQS endpoint instead of the database: sqs://[REGION] (AWS) or "
+        "http(s)://host:port (e.g. trainmq serve) [env: TRAINMQ_BACKEND].",
+        show_default=False,
+    ),
+]
+
+
 class CliFailure(Exception):
     def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(message)
@@ -62,9 +74,11 @@ class CliFailure(Exception):
 
 
 @contextlib.contextmanager
-def _client(db: Path | None) -> Iterator[LocalClient]:
+def _client(db: Path | None, backend: str | None = None) -> Iterator[LocalClient]:
+    if db is not None and backend is not None:
+        raise CliFailure("give either --db or --backend, not both", ExitCode.USAGE)
     try:
-        client = LocalClient(open_service(db))
+        client = LocalClient(open_service(backend if backend is not None else db))
     except StorageError as exc:
         raise CliFailure(str(exc), ExitCode.DATABASE_ERROR) from exc
     except ConfigurationError as exc:
@@ -125,6 +139,7 @@ def queue_create(
     ] = None,
     max_receives: Annotated[int, typer.Option(help="maxReceiveCount for --dlq.")] = 5,
     db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Create a queue (FIFO when the name ends in .fifo), optionally with a dead-letter queue."""
 
@@ -132,7 +147,7 @@ def queue_create(
         attributes = _pairs(attribute, "--attribute")
         if name.endswith(".fifo"):
             attributes.setdefault("FifoQueue", "true")
-        with _client(db) as client:
+        with _client(db, backend) as client:
             if dlq is not None:
                 dlq_attrs = {"FifoQueue": "true"} if dlq.endswith(".fifo") else {}
                 dlq_attrs["MessageRetentionPeriod"] = "1209600"
@@ -154,11 +169,12 @@ def queue_create(
 def queue_list(
     prefix: Annotated[str | None, typer.Option(help="Only names starting with this.")] = None,
     db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """List queue URLs."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             params = {"QueueNamePrefix": prefix} if prefix else {}
             for url in client.list_queues(**params).get("QueueUrls", []):
                 out.print(url, highlight=False)
@@ -174,11 +190,12 @@ def queue_attributes(
         typer.Option("--set", "-s", help="Change attribute NAME=VALUE (repeatable)."),
     ] = None,
     db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Show a queue's attributes, or change them with --set."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             url = _url(client, queue)
             changes = _pairs(set_, "--set")
             if changes:
@@ -194,12 +211,14 @@ def queue_attributes(
 
 @queue_app.command("purge")
 def queue_purge(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")], db: DbOption = None
+    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Delete every message in a queue (at most once per 60 seconds, as in SQS)."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             client.purge_queue(QueueUrl=_url(client, queue))
             out.print(f"purged {queue}", highlight=False)
 
@@ -208,12 +227,14 @@ def queue_purge(
 
 @queue_app.command("delete")
 def queue_delete(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")], db: DbOption = None
+    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Delete a queue and its messages."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             client.delete_queue(QueueUrl=_url(client, queue))
             out.print(f"deleted {queue}", highlight=False)
 
@@ -233,6 +254,7 @@ def send(
         typer.Option("--attribute", "-a", help="String message attribute NAME=VALUE."),
     ] = None,
     db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Send one message; prints its MessageId."""
 
@@ -250,7 +272,7 @@ def send(
             params["MessageAttributes"] = {
                 k: {"DataType": "String", "StringValue": v} for k, v in pairs.items()
             }
-        with _client(db) as client:
+        with _client(db, backend) as client:
             result = client.send_message(QueueUrl=_url(client, queue), **params)
             out.print(result["MessageId"], highlight=False)
 
@@ -268,11 +290,12 @@ def receive(
     delete: Annotated[bool, typer.Option("--delete", help="Delete after printing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print SQS's JSON.")] = False,
     db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Receive messages; prints body and receipt handle (exit 7 when none arrived)."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             url = _url(client, queue)
             params: dict[str, Any] = {
                 "MaxNumberOfMessages": max_messages,
@@ -310,11 +333,12 @@ def delete_message(
     queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
     receipt_handle: Annotated[str, typer.Argument(help="Receipt handle from receive.")],
     db: DbOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Delete one received message by its receipt handle."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             client.delete_message(QueueUrl=_url(client, queue), ReceiptHandle=receipt_handle)
             out.print("deleted", highlight=False)
 
@@ -322,11 +346,11 @@ def delete_message(
 
 
 @app.command("stats")
-def stats(db: DbOption = None) -> None:
+def stats(db: DbOption = None, backend: BackendOption = None) -> None:
     """A table of every queue: depth, in flight, delayed, dead-letter queue, oldest message."""
 
     def body() -> None:
-        with _client(db) as client:
+        with _client(db, backend) as client:
             table = Table(
                 "queue", "depth", "in flight", "delayed", "DLQ", "DLQ depth", "oldest (s)"
             )

@@ -27,8 +27,11 @@ __all__ = ["QueueBackend"]
 class QueueBackend(Protocol):
     """What every queue store implements (embedded SQLite, remote SQS endpoints)."""
 
-    region: str
-    account_id: str
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def account_id(self) -> str: ...
 
     # -- queues ---------------------------------------------------------------------------
     def create_queue(

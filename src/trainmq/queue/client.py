@@ -21,6 +21,7 @@ from .service import ACTIONS, SQSService, _snake
 __all__ = ["LocalClient", "open_service", "sqlite_path"]
 
 DEFAULT_DB = Path(".trainmq") / "queues.db"
+_REMOTE_SCHEMES = ("sqs", "http", "https")
 
 
 def sqlite_path(address: str | Path | None) -> Path:
@@ -34,7 +35,8 @@ def sqlite_path(address: str | Path | None) -> Path:
     parsed = urlparse(address)
     if parsed.scheme != "sqlite":
         raise ConfigurationError(
-            f"unsupported queue address {address!r}: use sqlite:///path/queues.db or a path"
+            f"unsupported queue address {address!r}: use sqlite:///path/queues.db, a path, "
+            "sqs://[REGION] or http(s)://host:port"
         )
     raw = unquote(parsed.netloc + parsed.path)
     if not raw:
@@ -51,6 +53,23 @@ def open_service(
     region: str = "us-east-1",
     account_id: str = "000000000000",
 ) -> SQSService:
+    """An ``SQSService`` over the backend the address names.
+
+    ``sqlite:///path`` or a plain path: the embedded engine.  ``sqs://[REGION]``:
+    Amazon SQS.  ``http(s)://host:port``: any SQS-compatible endpoint.
+    """
+    if isinstance(address, str) and address.split("://", 1)[0] in _REMOTE_SCHEMES:
+        if clock is not None:
+            raise ConfigurationError("a clock can only be given to the embedded backend")
+        from .sqs import SqsBackend
+
+        remote = SqsBackend.from_address(address)
+        if address.startswith("sqs://"):
+            endpoint = f"https://sqs.{remote.region}.amazonaws.com"
+        else:
+            parsed = urlparse(address)
+            endpoint = f"{parsed.scheme}://{parsed.netloc}"
+        return SQSService(remote, endpoint=endpoint)
     from .sqlite import SqliteBackend
 
     backend = SqliteBackend(

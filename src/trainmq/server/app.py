@@ -128,6 +128,7 @@ class SQSApp:
         action = target.removeprefix("AmazonSQS.") if is_json else ""
         try:
             body = await _read_body(receive, headers, self.max_request_bytes)
+            key = self._authenticate(scope, headers, body)  # before parsing, as AWS does
             if is_json:
                 if action not in _ACTION_SET:
                     raise InvalidAction(f"The action {action or '(none)'} is not valid.")
@@ -144,7 +145,6 @@ class SQSApp:
                         f"The action {action or '(none)'} is not valid for this endpoint."
                     )
                 _queue_url_from_path(scope, headers, params)
-            key = self._authenticate(scope, headers, body)
             result = await self._dispatch(scope, headers, action, params, key)
             payload = (
                 json_protocol.encode_response(result)
@@ -176,7 +176,8 @@ class SQSApp:
         headers = [*headers, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-        self.metrics.observe(action or "unknown", error.code, time.perf_counter() - started, 0)
+        label = action if action in _ACTION_SET else "unknown"  # never a client-chosen label
+        self.metrics.observe(label, error.code, time.perf_counter() - started, 0)
 
     def _authenticate(self, scope: Scope, headers: dict[str, str], body: bytes) -> AccessKey | None:
         if self.credentials is None:

@@ -200,6 +200,8 @@ def verify(request: SignedRequest, credentials: Credentials, now: dt.datetime) -
     payload_hash = request.headers.get("x-amz-content-sha256")
     if payload_hash is None:
         payload_hash = "UNSIGNED-PAYLOAD" if presigned else hashlib.sha256(request.body).hexdigest()
+    elif payload_hash not in ("UNSIGNED-PAYLOAD", hashlib.sha256(request.body).hexdigest()):
+        raise SignatureDoesNotMatch()  # the body is not the one that was signed
     canonical = "\n".join(
         [
             request.method,
@@ -223,7 +225,7 @@ def verify(request: SignedRequest, credentials: Credentials, now: dt.datetime) -
         string_to_sign.encode("utf-8"),
         hashlib.sha256,
     ).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    if not (signature.isascii() and hmac.compare_digest(expected, signature)):
         raise SignatureDoesNotMatch()
     return key
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import logging
 import socket
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.sqs_app.release_waiters()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals after shutdown; SIGTERM is a normal stop here,
+        # so the database is closed and the process exits 0.
+        if sig == signal.SIGTERM and sig in getattr(self, "_captured_signals", []):
+            self._captured_signals.remove(sig)
 
 
 def build_app(config: ServerConfig) -> SQSApp:

@@ -9,6 +9,8 @@ when it is done it hands leadership to the oldest waiting caller, who commits
 the next group.  A lone caller thus runs its operation on its own thread with
 no hand-off, and with N concurrent callers about N operations share an fsync;
 every caller still returns only after its own change is committed.
+``on_commit`` runs after each group that held a durable operation (a change
+another caller may be waiting for: a send, a visibility change).
 
 Operations say whether they must be durable before their caller returns.  A
 group of non-durable operations only (receive claims, reads) commits with
@@ -146,7 +148,7 @@ class GroupCommitter:
                 if op.error is None:
                     op.error = error
         finally:
-            if self._on_commit is not None:
+            if self._on_commit is not None and any(op.durable for op in batch):
                 self._on_commit()
             for op in batch:
                 if op.done is not None:

@@ -182,9 +182,12 @@ def claim(
         else request.visibility_timeout * 1000
     )
     claimed: list[ReceivedMessage] = []
+    taken: set[int] = set()  # claimed in this call: with visibility 0 they are visible again
     for _ in range(100):  # bounded: each round either claims or dead-letters candidates
         wanted = request.max_messages - len(claimed)
-        candidates = _candidates(conn, queue, now_ms, wanted)
+        candidates = [
+            c for c in _candidates(conn, queue, now_ms, wanted + len(taken)) if c[0] not in taken
+        ][:wanted]
         if not candidates:
             break
         moved_any = False
@@ -194,6 +197,7 @@ def claim(
                 moved_any = True
                 continue
             claimed.append(_claim_one(conn, queue, row_id, now_ms, visibility_ms))
+            taken.add(row_id)
         if not moved_any or len(claimed) >= request.max_messages:
             break
     if queue.fifo and request.attempt_id and claimed:
@@ -369,8 +373,9 @@ def _change_one(
         (row_id, queue.id),
     ).fetchone()
     if found is None:
-        raise ReceiptHandleIsInvalid(
-            f'The input receipt handle "{handle}" is not a valid receipt handle.'
+        raise InvalidParameterValue(
+            f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not "
+            "exist or is not available for visibility timeout change."
         )
     current_token, visible_at, received_at = found
     if current_token != token or visible_at <= now_ms or received_at is None:

@@ -1,0 +1,269 @@
+"""Random requests never get a 5xx, always get an answer in time, and leave the server healthy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import urllib.parse
+from typing import Any
+
+import botocore.session
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import ADMIN, REGION, Response, ServerProcess, http
+
+ANSWER_WITHIN = 5.0
+ACTIONS = sorted(botocore.session.get_session().get_service_model("sqs").operation_names)
+CONTENT_TYPES = [
+    "application/x-amz-json-1.0",
+    "application/x-amz-json-1.1",
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "",
+]
+#: Actions fuzzed. DeleteQueue is left out so that the fuzzed queue stays for later examples.
+FUZZED_ACTIONS = [a for a in ACTIONS if a != "DeleteQueue"]
+#: Request parameters of the JSON protocol. Queue attributes and WaitTimeSeconds are left out
+#: on purpose: a fuzzed long poll would wait (legitimately) for up to 20 seconds.
+JSON_PARAMETERS = [
+    "QueueUrl",
+    "QueueName",
+    "MessageBody",
+    "MaxNumberOfMessages",
+    "VisibilityTimeout",
+    "DelaySeconds",
+    "Entries",
+    "ReceiptHandle",
+    "MessageAttributes",
+    "MessageSystemAttributes",
+    "AttributeNames",
+    "MessageAttributeNames",
+    "MessageSystemAttributeNames",
+    "Tags",
+    "TagKeys",
+    "Label",
+    "SourceArn",
+    "DestinationArn",
+    "TaskHandle",
+    "MaxResults",
+    "NextToken",
+    "QueueNamePrefix",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "Id",
+    "tags",
+]
+QUERY_PARAMETERS = [
+    *(p for p in JSON_PARAMETERS if p not in ("Entries", "MessageAttributes", "Tags", "tags")),
+    *[
+        "Action",
+        "Version",
+        "AttributeName.1",
+        "MessageAttributeName.1",
+        "MessageAttribute.1.Name",
+        "MessageAttribute.1.Value.DataType",
+        "MessageAttribute.1.Value.StringValue",
+        "MessageAttribute.1.Value.BinaryValue",
+        "SendMessageBatchRequestEntry.1.Id",
+        "SendMessageBatchRequestEntry.1.MessageBody",
+        "SendMessageBatchRequestEntry.2.Id",
+        "DeleteMessageBatchRequestEntry.1.ReceiptHandle",
+        "Tag.1.Key",
+        "Tag.1.Value",
+        "TagKey.1",
+    ],
+]
+#: Scalars that mean something to SQS, mixed into the fuzzed JSON values.
+SPECIAL_VALUES: list[Any] = [
+    *["All", "String", "Binary", "Number", "0", "10", "-1"],
+    *(None, True, False, 0, 1, 10, 21, -1, 2**63, -(2**70), 0.5, 1e400, -1e400, float("nan")),
+]
+HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60)
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_queue(server: ServerProcess) -> str:
+    return str(server.client().create_queue(QueueName="fuzz")["QueueUrl"])
+
+
+def json_values(queue_url: str) -> st.SearchStrategy[Any]:
+    scalars = st.text(max_size=30) | st.sampled_from([queue_url, *SPECIAL_VALUES])
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=11)
+            | st.dictionaries(
+                st.sampled_from(JSON_PARAMETERS) | st.text(max_size=10), inner, max_size=6
+            )
+        ),
+        max_leaves=8,
+    )
+
+
+@st.composite
+def json_bodies(draw: st.DrawFn, queue_url: str) -> bytes:
+    """Mostly maps of real parameter names (often naming the real queue), sometimes junk."""
+    choice = draw(st.integers(0, 9))
+    if choice == 0:
+        return draw(st.binary(max_size=300))
+    if choice == 1:
+        return json.dumps(draw(json_values(queue_url))).encode()
+    params = draw(
+        st.dictionaries(st.sampled_from(JSON_PARAMETERS), json_values(queue_url), max_size=5)
+    )
+    if choice > 4:
+        params["QueueUrl"] = queue_url
+    text = json.dumps(params)
+    return text.encode("utf-8", "surrogatepass") if choice == 2 else text.encode("utf-8", "replace")
+
+
+def headers_for(draw: st.DrawFn, content_type: str, target: str | None) -> dict[str, str]:
+    headers = {"Content-Type": content_type} if content_type else {}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    extra = draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "Content-Encoding",
+                    "X-Amz-Date",
+                    "X-Amz-Content-SHA256",
+                    "Host",
+                    "Accept",
+                    "X-Amz-Security-Token",
+                    "Expect",
+                ]
+            ),
+            HEADER_TEXT,
+            max_size=2,
+        )
+    )
+    return {**headers, **extra}
+
+
+def answered(url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> Response:
+    started = time.monotonic()
+    try:
+        answer = http(url, body, headers, method=method, timeout=ANSWER_WITHIN + 1)
+    except ConnectionError:
+        # h11 may close a connection on a request it cannot parse; the server must live on.
+        answer = Response(400, {}, b"")
+    elapsed = time.monotonic() - started
+    assert elapsed < ANSWER_WITHIN, f"answered after {elapsed:.1f} s"
+    assert answer.status < 500, answer
+    return answer
+
+
+def test_fuzz_json_protocol(server: ServerProcess, fuzz_queue: str) -> None:
+    @given(data=st.data())
+    @FUZZ
+    def one_request(data: st.DataObject) -> None:
+        draw = data.draw
+        if draw(st.integers(0, 9)):
+            target = "AmazonSQS." + draw(st.sampled_from(FUZZED_ACTIONS))
+            content_type = draw(st.sampled_from(CONTENT_TYPES[:1] * 5 + CONTENT_TYPES))
+        else:
+            target = draw(HEADER_TEXT | st.builds("AmazonSQS.{}".format, HEADER_TEXT))
+            content_type = draw(st.sampled_from(CONTENT_TYPES))
+        body = draw(json_bodies(fuzz_queue))
+        answered(server.url + "/", body, headers_for(draw, content_type, target))
+
+    one_request()
+    assert server.healthy()
+
+
+@st.composite
+def forms(draw: st.DrawFn, queue_url: str) -> bytes:
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=300))
+    action = draw(st.sampled_from(FUZZED_ACTIONS) | st.text(max_size=12))
+    fields = draw(
+        st.dictionaries(
+            st.sampled_from(QUERY_PARAMETERS) | st.text(max_size=12),
+            st.sampled_from([queue_url, "All", "1", "-5", "abc", "", "AAAA"])
+            | st.text(max_size=30),
+            max_size=8,
+        )
+    )
+    pairs = [("Action", action), *fields.items()]
+    return urllib.parse.urlencode(pairs, encoding="utf-8", errors="surrogatepass").encode()
+
+
+def test_fuzz_query_protocol(server: ServerProcess, fuzz_queue: str) -> None:
+    @given(data=st.data())
+    @FUZZ
+    def one_request(data: st.DataObject) -> None:
+        draw = data.draw
+        body = draw(forms(fuzz_queue))
+        content_type = draw(st.sampled_from(CONTENT_TYPES[3:]) | st.sampled_from(CONTENT_TYPES))
+        headers = headers_for(draw, content_type, None)
+        if draw(st.booleans()):
+            path = draw(st.sampled_from(["/", urllib.parse.urlsplit(fuzz_queue).path, "/a/b"]))
+            answered(server.url + path, body, headers)
+        else:
+            query = urllib.parse.quote_from_bytes(body, safe="=&+%")
+            answered(server.url + "/?" + query, b"", headers, "GET")
+
+    one_request()
+    assert server.healthy()
+
+
+@st.composite
+def authorizations(draw: st.DrawFn) -> dict[str, str]:
+    """A SigV4 header that is well formed but for one part, so most reach the signature check."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    parts = {
+        "algorithm": "AWS4-HMAC-SHA256",
+        "key": ADMIN[0],
+        "date": now,
+        "scope": f"{now[:8]}/{REGION}/sqs/aws4_request",
+        "signed": "host;x-amz-date",
+        "signature": draw(st.text("0123456789abcdef", min_size=64, max_size=64)),
+    }
+    broken = draw(st.sampled_from([*parts, "layout"]))
+    if broken in parts:
+        parts[broken] = draw(HEADER_TEXT)
+    credential = "Credential={key}/{scope}"
+    template = "{algorithm} " + credential + ", SignedHeaders={signed}, Signature={signature}"
+    if broken == "layout":
+        template = draw(
+            st.sampled_from(
+                [
+                    "{algorithm} " + credential + ",SignedHeaders={signed}",
+                    "{algorithm} {signature}",
+                    "{algorithm}" + credential + ", SignedHeaders={signed}, Signature={signature}",
+                    "{algorithm} "
+                    + credential
+                    + ", , Signature={signature}, SignedHeaders={signed}",
+                ]
+            )
+        )
+    return {"Authorization": template.format(**parts), "X-Amz-Date": parts["date"]}
+
+
+def test_fuzz_signatures(auth_server: ServerProcess) -> None:
+    @given(data=st.data())
+    @FUZZ
+    def one_request(data: st.DataObject) -> None:
+        draw = data.draw
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "AmazonSQS.ListQueues",
+            **draw(authorizations()),
+        }
+        if draw(st.booleans()):
+            headers["X-Amz-Content-SHA256"] = draw(HEADER_TEXT)
+        answer = answered(auth_server.url + "/", b"{}", headers)
+        assert answer.status in (400, 403), answer
+
+    one_request()
+    assert auth_server.healthy()
