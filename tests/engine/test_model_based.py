@@ -15,6 +15,7 @@ visible_at`` is exercised (a message is receivable again at that instant).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -24,8 +25,8 @@ from typing import Any
 
 import pytest
 from hypothesis import event, settings
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -66,10 +67,8 @@ def error_code(exc: SQSError) -> str:
 
 def _record(text: str) -> None:
     """hypothesis.event, also callable when a replay runs the machine outside @given."""
-    try:
+    with contextlib.suppress(InvalidArgument):
         event(text)
-    except InvalidArgument:
-        pass
 
 
 class QueueMachine(RuleBasedStateMachine):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-import signal
 import logging
+import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
