@@ -15,13 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .clock import Clock, FakeClock, SystemClock
-from .errors import SQSError, TrainmqError
+from .errors import PermanentFailure, SQSError, TrainmqError
 from .queue import LocalClient, QueueBackend, SQSService, open_service
 
 __all__ = [
     "Clock",
     "FakeClock",
     "LocalClient",
+    "PermanentFailure",
     "QueueBackend",
     "SQSError",
     "SQSService",

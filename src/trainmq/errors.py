@@ -9,6 +9,7 @@
     │   ├── QueueDeletedRecently    ... and every other error SQS defines
     │   ├── InvalidParameterValue
     │   └── ...
+    ├── PermanentFailure            a handler's verdict: dead-letter this message now
     ├── StorageError                the database cannot be used
     │   ├── NotATrainmqDatabase     a foreign or corrupt file (left untouched)
     │   └── SchemaTooNew            written by a newer trainmq
@@ -47,6 +48,7 @@ __all__ = [
     "MissingAuthenticationToken",
     "MissingParameter",
     "NotATrainmqDatabase",
+    "PermanentFailure",
     "OverLimit",
     "PurgeQueueInProgress",
     "QueueDeletedRecently",
@@ -398,6 +400,18 @@ class SchemaTooNew(StorageError):
 
 class BackendUnavailable(StorageError):
     """A remote queue endpoint could not be reached or answered nonsense."""
+
+
+class PermanentFailure(TrainmqError):
+    """Raised (or returned for one item) by a handler: this message can never succeed.
+
+    The worker moves it to the queue's dead-letter queue at once, with ``reason``
+    recorded as a message attribute, instead of retrying it until maxReceiveCount.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ConfigurationError(TrainmqError):
