@@ -144,7 +144,10 @@ def _json_map(value: str, parameter: str) -> dict[str, Any]:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise _bad_policy(value, "Redrive policy is not a valid JSON map.", parameter)
+        raise InvalidAttributeValue(
+            f"Invalid value for the parameter {parameter}. Reason: Redrive policy is not a "
+            "valid JSON map."
+        )
     return data
 
 

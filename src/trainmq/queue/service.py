@@ -20,6 +20,7 @@ from ..errors import (
     InvalidAction,
     InvalidAttributeName,
     InvalidParameterValue,
+    MissingParameter,
     QueueDoesNotExist,
     ResourceNotFoundException,
 )
@@ -310,9 +311,9 @@ class SQSService(MessagingActions):
         if not isinstance(label, str) or not label or len(label) > 80:
             raise InvalidParameterValue(f"Value {label} for parameter Label is invalid.")
         if not isinstance(accounts, list | tuple) or not accounts:
-            raise InvalidParameterValue("The request must contain AWSAccountIds.")
+            raise MissingParameter("The request must contain the parameter AWSAccountIds.")
         if not isinstance(actions, list | tuple) or not actions:
-            raise InvalidParameterValue("The request must contain Actions.")
+            raise MissingParameter("The request must contain the parameter Actions.")
         known = set(ACTIONS) | {"*"}
         for action in actions:
             if action not in known:

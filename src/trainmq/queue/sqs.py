@@ -52,6 +52,17 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+def _entry_error(code: str, message: str) -> SQSError:
+    """A batch entry's failure, as the error class its code names."""
+    cls = SQS_ERRORS.get(code) or _BY_QUERY_CODE.get(code)
+    if cls is not None:
+        try:
+            return cls(message)
+        except TypeError:
+            pass
+    return RemoteError(code, code, message, 400)
+
+
 def _attributes_out(attributes: dict[str, MessageAttributeValue]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in attributes.items():
@@ -271,9 +282,7 @@ class SqsBackend:
                     ok.get("SequenceNumber"),
                 )
             for failed in response.get("Failed", []):
-                by_id[failed["Id"]] = RemoteError(
-                    failed["Code"], failed["Code"], failed.get("Message", ""), 400
-                )
+                by_id[failed["Id"]] = _entry_error(failed["Code"], failed.get("Message", ""))
             results += [by_id[str(i)] for i in range(len(chunk))]
         return results
 
@@ -309,7 +318,7 @@ class SqsBackend:
         for start, chunk in _chunks(entries):
             response = self._call(method, QueueUrl=self._url(name), Entries=list(chunk))
             failed = {
-                f["Id"]: RemoteError(f["Code"], f["Code"], f.get("Message", ""), 400)
+                f["Id"]: _entry_error(f["Code"], f.get("Message", ""))
                 for f in response.get("Failed", [])
             }
             results += [failed.get(str(start + i)) for i in range(len(chunk))]

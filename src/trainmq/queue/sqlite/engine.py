@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ...clock import Clock, SystemClock
-from ...errors import ConfigurationError, InvalidParameterValue, SQSError
+from ...errors import ConfigurationError, SQSError
+from .. import policy
 from ..model import MoveTask, NewMessage, QueueRecord, ReceivedMessage, ReceiveRequest, SendResult
 from . import messages, moves, queues, schema
 from .commit import GroupCommitter
@@ -156,25 +157,17 @@ class SqliteBackend:
         self, name: str, label: str, accounts: Sequence[str], actions: Sequence[str]
     ) -> None:
         def add(conn: sqlite3.Connection, now: int) -> None:
-            current = queues.load(conn, name).permissions
-            if label in current:
-                raise InvalidParameterValue(
-                    f"Value {label} for parameter Label is invalid. Reason: Already exists."
-                )
-            current[label] = {"accounts": list(accounts), "actions": list(actions)}
-            queues.set_permissions(conn, name, current)
+            current = queues.load(conn, name).attributes.get("Policy")
+            updated = policy.add_statement(current, self.arn(name), label, accounts, actions)
+            queues.set_attributes(conn, name, {"Policy": updated}, now)
 
         self._write(add)
 
     def remove_permission(self, name: str, label: str) -> None:
         def remove(conn: sqlite3.Connection, now: int) -> None:
-            current = queues.load(conn, name).permissions
-            if label not in current:
-                raise InvalidParameterValue(
-                    f"Value {label} for parameter Label is invalid. Reason: can't find label."
-                )
-            del current[label]
-            queues.set_permissions(conn, name, current)
+            current = queues.load(conn, name).attributes.get("Policy")
+            updated = policy.remove_statement(current, self.arn(name), label)
+            queues.set_attributes(conn, name, {"Policy": updated}, now)
 
         self._write(remove)
 

@@ -1,4 +1,4 @@
-"""Queue rows: lookup, creation, attributes, tags, permissions, purge.
+"""Queue rows: lookup, creation, attributes, tags, purge.
 
 Functions here run inside the group committer's transaction; each takes the
 connection and the current time in milliseconds.
@@ -6,7 +6,6 @@ connection and the current time in milliseconds.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import sqlite3
@@ -26,10 +25,7 @@ from ..model import QueueRecord
 
 __all__ = ["QueueRow", "create", "delete", "load", "purge"]
 
-_COLUMNS = (
-    "id, name, fifo, attributes, tags, permissions, created_at, modified_at, purged_at, "
-    "next_sequence"
-)
+_COLUMNS = "id, name, fifo, attributes, tags, created_at, modified_at, purged_at, next_sequence"
 
 
 @dataclass(slots=True)
@@ -39,7 +35,6 @@ class QueueRow:
     fifo: bool
     attributes: dict[str, str]
     tags: dict[str, str]
-    permissions: dict[str, dict[str, list[str]]]
     created_at: int
     modified_at: int
     purged_at: int | None
@@ -86,14 +81,13 @@ def _parsed(text: str) -> Any:
 
 
 def _row(values: tuple[object, ...]) -> QueueRow:
-    (id_, name, fifo, attributes, tags, permissions, created, modified, purged, seq) = values
+    (id_, name, fifo, attributes, tags, created, modified, purged, seq) = values
     return QueueRow(
         int(id_),  # type: ignore[call-overload]
         str(name),
         bool(fifo),
         dict(_parsed(str(attributes))),
         dict(_parsed(str(tags))),
-        copy.deepcopy(_parsed(str(permissions))),
         int(created),  # type: ignore[call-overload]
         int(modified),  # type: ignore[call-overload]
         None if purged is None else int(purged),  # type: ignore[call-overload]
@@ -195,15 +189,6 @@ def set_tags(conn: sqlite3.Connection, name: str, tags: dict[str, str]) -> None:
     conn.execute("UPDATE queues SET tags = ? WHERE id = ?", (json.dumps(tags), row.id))
 
 
-def set_permissions(
-    conn: sqlite3.Connection, name: str, permissions: dict[str, dict[str, list[str]]]
-) -> None:
-    row = load(conn, name)
-    conn.execute(
-        "UPDATE queues SET permissions = ? WHERE id = ?", (json.dumps(permissions), row.id)
-    )
-
-
 def purge(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
     row = load(conn, name)
     if row.purged_at is not None and now_ms - row.purged_at < limits.PURGE_INTERVAL_SECONDS * 1000:
@@ -247,6 +232,5 @@ __all__ += [
     "load_by_id",
     "oldest_message_age",
     "set_attributes",
-    "set_permissions",
     "set_tags",
 ]

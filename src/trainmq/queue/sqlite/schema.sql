@@ -7,7 +7,6 @@ CREATE TABLE queues (
     fifo            INTEGER NOT NULL,
     attributes      TEXT NOT NULL,              -- JSON object of settable attributes
     tags            TEXT NOT NULL DEFAULT '{}', -- JSON object
-    permissions     TEXT NOT NULL DEFAULT '{}', -- JSON object: label -> grant (recorded only)
     created_at      INTEGER NOT NULL,
     modified_at     INTEGER NOT NULL,
     purged_at       INTEGER,
