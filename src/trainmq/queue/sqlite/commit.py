@@ -104,6 +104,29 @@ class GroupCommitter:
                     self._leading = False
                     self._idle.notify_all()
 
+    @staticmethod
+    def _run_all(conn: sqlite3.Connection, batch: list[_Op[Any]]) -> bool:
+        """Run every operation in the open transaction; False as soon as one raises."""
+        for op in batch:
+            try:
+                op.result = op.fn(conn)
+            except BaseException as exc:
+                op.error = exc
+                return False
+        return True
+
+    @staticmethod
+    def _run_isolated(conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
+        for op in batch:
+            op.error = None
+            conn.execute("SAVEPOINT op")
+            try:
+                op.result = op.fn(conn)
+            except BaseException as exc:
+                op.error = exc
+                conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+
     def close(self) -> None:
         with self._mutex:
             if self._closed:
@@ -121,23 +144,14 @@ class GroupCommitter:
                 conn.execute(f"PRAGMA synchronous = {wanted}")
                 self._synchronous = wanted
             conn.execute("BEGIN IMMEDIATE")
-            if len(batch) == 1:
-                op = batch[0]
-                try:
-                    op.result = op.fn(conn)
-                except BaseException as exc:
-                    op.error = exc
-                    conn.execute("ROLLBACK")
+            if not self._run_all(conn, batch):
+                # Something failed: start over, each operation in its own savepoint so
+                # that only the failing ones roll back.
+                conn.execute("ROLLBACK")
+                if len(batch) == 1:
                     return
-            else:
-                for op in batch:
-                    conn.execute("SAVEPOINT op")
-                    try:
-                        op.result = op.fn(conn)
-                    except BaseException as exc:
-                        op.error = exc
-                        conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
+                conn.execute("BEGIN IMMEDIATE")
+                self._run_isolated(conn, batch)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:

@@ -71,11 +71,20 @@ def _dedup_key(queue: QueueRow, message: NewMessage) -> str:
     return dedup_id
 
 
+_INSERT = (
+    "INSERT INTO messages (queue_id, message_id, body, md5_of_body, attributes, "
+    "system_attributes, sent_at, visible_at, group_id, deduplication_id, "
+    "sequence_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def send(
     conn: sqlite3.Connection, name: str, batch: Sequence[NewMessage], now_ms: int
 ) -> list[SendResult | SQSError]:
+    """Insert the messages in one statement; FIFO messages pass deduplication first."""
     queue = queues.load(conn, name)
     results: list[SendResult | SQSError] = []
+    rows: list[tuple[object, ...]] = []
     sequence = queue.next_sequence
     for message in batch:
         message_id = str(uuid.uuid4())
@@ -107,10 +116,7 @@ def send(
                     now_ms + limits.DEDUPLICATION_WINDOW_SECONDS * 1000,
                 ),
             )
-        conn.execute(
-            "INSERT INTO messages (queue_id, message_id, body, md5_of_body, attributes, "
-            "system_attributes, sent_at, visible_at, group_id, deduplication_id, "
-            "sequence_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows.append(
             (
                 queue.id,
                 message_id,
@@ -123,9 +129,13 @@ def send(
                 message.group_id,
                 dedup_id,
                 sequence_number,
-            ),
+            )
         )
         results.append(_result(message, message_id, sequence_number))
+    if len(rows) == 1:
+        conn.execute(_INSERT, rows[0])
+    elif rows:
+        conn.executemany(_INSERT, rows)
     if sequence != queue.next_sequence:
         conn.execute("UPDATE queues SET next_sequence = ? WHERE id = ?", (sequence, queue.id))
     return results
@@ -168,7 +178,11 @@ def _candidates(
 def claim(
     conn: sqlite3.Connection, name: str, request: ReceiveRequest, now_ms: int, arn_of: Any
 ) -> list[ReceivedMessage]:
-    """Claim up to ``request.max_messages`` visible messages; dead-letter the over-received."""
+    """Claim up to ``request.max_messages`` visible messages; dead-letter the over-received.
+
+    The messages of one receive share one random delivery token (each handle also
+    names its row), claimed in a single ``UPDATE ... RETURNING``.
+    """
     queue = queues.load(conn, name)
     if queue.fifo and request.attempt_id:
         repeated = _repeat_attempt(conn, queue, request.attempt_id, now_ms)
@@ -181,41 +195,50 @@ def claim(
         if request.visibility_timeout is None
         else request.visibility_timeout * 1000
     )
+    token = new_token()
     claimed: list[ReceivedMessage] = []
-    taken: set[int] = set()  # claimed in this call: with visibility 0 they are visible again
-    for _ in range(100):  # bounded: each round either claims or dead-letters candidates
+    for _ in range(100):  # bounded: each round claims, or dead-letters candidates
         wanted = request.max_messages - len(claimed)
+        taken = {parse_handle(m.receipt_handle)[1] for m in claimed}
+        # with visibility 0, what this call claimed is visible again: skip it
         candidates = [
             c for c in _candidates(conn, queue, now_ms, wanted + len(taken)) if c[0] not in taken
         ][:wanted]
         if not candidates:
             break
-        moved_any = False
+        to_claim = []
         for row_id, receive_count in candidates:
             if redrive and dead_letter is not None and receive_count >= redrive[1]:
                 _dead_letter(conn, row_id, dead_letter, arn_of(queue.name), now_ms)
-                moved_any = True
-                continue
-            claimed.append(_claim_one(conn, queue, row_id, now_ms, visibility_ms))
-            taken.add(row_id)
-        if not moved_any or len(claimed) >= request.max_messages:
+            else:
+                to_claim.append(row_id)
+        claimed += _claim_rows(conn, queue, to_claim, token, now_ms, visibility_ms)
+        if len(to_claim) == len(candidates) or len(claimed) >= request.max_messages:
             break
     if queue.fifo and request.attempt_id and claimed:
         _record_attempt(conn, queue, request.attempt_id, claimed, now_ms)
     return claimed
 
 
-def _claim_one(
-    conn: sqlite3.Connection, queue: QueueRow, row_id: int, now_ms: int, visibility_ms: int
-) -> ReceivedMessage:
-    token = new_token()
-    values = conn.execute(
+def _claim_rows(
+    conn: sqlite3.Connection,
+    queue: QueueRow,
+    row_ids: list[int],
+    token: bytes,
+    now_ms: int,
+    visibility_ms: int,
+) -> list[ReceivedMessage]:
+    if not row_ids:
+        return []
+    marks = ",".join("?" * len(row_ids))
+    rows = conn.execute(
         "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
         "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
-        f"WHERE id = ? RETURNING {_RETURNING}",
-        (now_ms + visibility_ms, token, now_ms, now_ms, row_id),
-    ).fetchone()
-    return _received(values, make_handle(queue.id, row_id, token))
+        f"WHERE id IN ({marks}) RETURNING id, {_RETURNING}",
+        (now_ms + visibility_ms, token, now_ms, now_ms, *row_ids),
+    ).fetchall()
+    by_id = {row[0]: row[1:] for row in rows}
+    return [_received(by_id[row_id], make_handle(queue.id, row_id, token)) for row_id in row_ids]
 
 
 def _received(values: tuple[Any, ...], handle: str) -> ReceivedMessage:
@@ -336,17 +359,18 @@ def delete(conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[
     nothing, as SQS documents; so does the handle of an already deleted message."""
     queue = queues.load(conn, name)
     results: list[SQSError | None] = []
+    rows = []
     for handle in handles:
         try:
             row_id, token = _checked_handle(queue, handle)
         except SQSError as exc:
             results.append(exc)
             continue
-        conn.execute(
-            "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ?",
-            (row_id, queue.id, token),
-        )
+        rows.append((row_id, queue.id, token))
         results.append(None)
+    conn.executemany(
+        "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ?", rows
+    )
     return results
 
 
