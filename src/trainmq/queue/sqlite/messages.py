@@ -416,9 +416,17 @@ def _change_one(
 
 # -- housekeeping ---------------------------------------------------------------------------
 def sweep(conn: sqlite3.Connection, queue: QueueRow, now_ms: int) -> int:
-    """Delete expired messages, deduplication records and receive attempts."""
+    """Delete expired messages, deduplication records and receive attempts.
+
+    A message is expired once ``sent_at <= now - retention``; reads filter on that,
+    so expired messages are never delivered or counted.  Since ``visible_at >=
+    sent_at`` always, every message whose ``visible_at`` is past the cutoff is
+    expired: the sweep deletes those through the visibility index (no index on
+    ``sent_at`` is kept, which makes every send cheaper).  An expired message that
+    was made visible later than the cutoff is deleted by a later sweep.
+    """
     expired = conn.execute(
-        "DELETE FROM messages WHERE queue_id = ? AND sent_at <= ?",
+        "DELETE FROM messages WHERE queue_id = ? AND visible_at <= ?",
         (queue.id, now_ms - queue.retention_ms),
     ).rowcount
     conn.execute(

@@ -39,7 +39,6 @@ CREATE TABLE messages (
 );
 
 CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at);
-CREATE INDEX messages_by_age ON messages (queue_id, sent_at);
 CREATE INDEX messages_by_group ON messages (queue_id, group_id, visible_at)
     WHERE group_id IS NOT NULL;
 
