@@ -65,7 +65,7 @@ class SQSApp:
         credentials: Credentials | None = None,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_long_polls: int = 256,
-        workers: int = 64,
+        workers: int = 16,
     ) -> None:
         self.service = service
         self.credentials = credentials
@@ -78,6 +78,7 @@ class SQSApp:
         self._max_long_polls = max_long_polls
         self._long_polls = 0
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
+        self._views: dict[str, SQSService] = {}
 
     # -- ASGI entry --------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,6 +113,15 @@ class SQSApp:
                 self._poll_executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _view(self, endpoint: str) -> SQSService:
+        """The service answering with URLs under ``endpoint`` (one per Host seen)."""
+        view = self._views.get(endpoint)
+        if view is None or view.backend is not self.service.backend:
+            if len(self._views) > 64:  # hosts are client-chosen: keep the cache bounded
+                self._views.clear()
+            view = self._views[endpoint] = self.service.with_endpoint(endpoint)
+        return view
 
     def release_waiters(self) -> None:
         """End every long poll now (they answer with no messages); used at shutdown."""
@@ -200,7 +210,7 @@ class SQSApp:
         key: AccessKey | None,
     ) -> dict[str, Any]:
         host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
-        service = self.service.with_endpoint(f"{scope.get('scheme', 'http')}://{host}")
+        service = self._view(f"{scope.get('scheme', 'http')}://{host}")
         if key is not None:
             queue = _target_queue(service, action, params)
             authorize(key, action, queue, service.arn(queue or "*"))

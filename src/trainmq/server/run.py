@@ -96,6 +96,7 @@ def serve(config: ServerConfig, **uvicorn_options: Any) -> None:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=25,
+        proxy_headers=False,  # SigV4 signs the Host the client used; never rewrite it
         **uvicorn_options,
     )
     try:

@@ -1,0 +1,474 @@
+"""Engine benchmark: trainmq's SQLite engine against persist-queue and litequeue.
+
+Run as ``python bench/engine.py [--quick] [--json PATH] [--dir DIR]``.
+
+Every queue runs on the same disk, in a fresh database per measurement, with
+the durability trainmq promises by default: SQLite in WAL mode with
+``synchronous=FULL``, so a send or delete returns only after its fsync
+(trainmq ``durability="full"``; the peers fsync every commit, their receives
+too, where trainmq's receive claims skip it, as its durability contract allows).
+A measurement stops after a fixed number of calls or a fixed time, whichever
+comes first. The figures are messages per second; the ratios are trainmq's
+figure over the peer's. The raw fsync rate of the disk is printed as context:
+one thread committing one message at a time cannot beat it without skipping
+the fsync.
+
+The databases go in a temporary folder under ``./.trainmq/bench`` (``--dir``
+to change it), never in a RAM-backed file system where fsync costs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine_systems import BATCH, SYSTEMS, TRAINMQ, System
+
+BODY = json.dumps({"doc": "d-000000", "text": "lorem ipsum " * 7})
+THREADS = 8
+RAM_FILE_SYSTEMS = {"tmpfs", "ramfs"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    calls: int  # per measurement
+    seconds: float  # per measurement
+    latency_samples: int
+    depths: tuple[int, ...]
+    peer_max_depth: int  # the peers have no bulk put: loading a million takes minutes
+
+
+FULL = Budget(3_000, 3.0, 1_000, (1_000, 100_000, 1_000_000), 100_000)
+QUICK = Budget(300, 0.5, 200, (1_000, 10_000), 10_000)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    target: float
+
+
+SCENARIOS = (
+    Scenario("a_send_1_thread", "(a) send, 1 thread, 1 at a time", 2_000),
+    Scenario("b_send_8_threads", f"(b) send, {THREADS} threads, 1 at a time", 10_000),
+    Scenario("c_send_batch_10", f"(c) send, batches of {BATCH}", 20_000),
+    Scenario("d_receive_delete_1", "(d) receive + delete, 1 at a time", 2_500),
+    Scenario("d_receive_delete_batch_10", f"(d) receive + delete, batches of {BATCH}", 10_000),
+)
+LATENCY_TARGET_RATIO = 2.0
+
+
+# --- the disk ----------------------------------------------------------------
+
+
+def file_system_type(path: Path) -> str:
+    """The type of the mount holding ``path`` (what ``df -T`` shows), or "unknown"."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    resolved, best, best_type = str(path.resolve()), "", "unknown"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, fields[2]
+    return best_type
+
+
+def fsync_rate(directory: Path, seconds: float = 1.0) -> float:
+    """Writes and fsyncs one small block of a file in a loop; fsyncs per second."""
+    path = directory / "fsync.probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            os.pwrite(fd, count.to_bytes(8, "little") * 64, 0)
+            os.fsync(fd)
+            count += 1
+        return count / (time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+# --- timing ------------------------------------------------------------------
+
+
+def run_calls(call: Callable[[], int], budget: Budget) -> float:
+    """Messages per second of ``call`` (which returns messages handled) in one thread."""
+    messages, start = 0, time.perf_counter()
+    deadline = start + budget.seconds
+    for _ in range(budget.calls):
+        handled = call()
+        if handled == 0:
+            break
+        messages += handled
+        if time.perf_counter() >= deadline:
+            break
+    return messages / (time.perf_counter() - start)
+
+
+def run_threads(call: Callable[[], int], threads: int, budget: Budget) -> float:
+    """Messages per second of ``call`` run by ``threads`` threads sharing one budget."""
+    tickets = itertools.count()
+    handled = [0] * threads
+    errors: list[BaseException] = []
+    ready = threading.Barrier(threads + 1)
+    deadline = [0.0]
+
+    def work(index: int) -> None:
+        ready.wait()
+        try:
+            while next(tickets) < budget.calls and time.perf_counter() < deadline[0]:
+                handled[index] += call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    start = time.perf_counter()
+    deadline[0] = start + budget.seconds
+    ready.wait()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return sum(handled) / elapsed
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+# --- measurements --------------------------------------------------------------
+
+
+def fresh_dir(root: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def throughput(system: System, key: str, root: Path, budget: Budget) -> float:
+    """One measurement of one scenario, in a fresh database."""
+    directory = fresh_dir(root)
+    try:
+        if key.startswith("d_"):
+            per_call = BATCH if key.endswith("batch_10") else 1
+            system.load(directory, budget.calls * per_call, BODY)
+        queue = (system.open_shared if key == "b_send_8_threads" else system.open)(directory)
+        try:
+            if key == "a_send_1_thread":
+                return run_calls(lambda: queue.send(BODY), budget)
+            if key == "b_send_8_threads":
+                return run_threads(lambda: queue.send(BODY), THREADS, budget)
+            if key == "c_send_batch_10":
+                bodies = [BODY] * BATCH
+                return run_calls(lambda: queue.send_batch(bodies), budget)
+            if key == "d_receive_delete_1":
+                return run_calls(queue.receive_delete, budget)
+            return run_calls(queue.receive_delete_batch, budget)
+        finally:
+            queue.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def latency(system: System, root: Path, depth: int, budget: Budget) -> dict[str, float]:
+    """p50/p99 of receiving one message, and of receiving and deleting it, at ``depth``.
+
+    The queue is filled without fsync (trainmq: ``send_message_batch`` through a
+    ``durability="normal"`` client), closed, and reopened with full durability.
+    After each timed receive + delete one message is sent (untimed), so the
+    depth stays the same throughout.
+    """
+    directory = fresh_dir(root)
+    try:
+        system.load(directory, depth, BODY)
+        queue = system.open(directory)
+        receive_ms: list[float] = []
+        cycle_ms: list[float] = []
+        deadline = time.perf_counter() + budget.seconds
+        try:
+            while len(receive_ms) < budget.latency_samples and time.perf_counter() < deadline:
+                start = time.perf_counter()
+                token = queue.receive_one()
+                received = time.perf_counter()
+                if token is None:
+                    raise RuntimeError(f"{system.name} received nothing with {depth} queued")
+                queue.delete(token)
+                done = time.perf_counter()
+                queue.send(BODY)
+                receive_ms.append((received - start) * 1000)
+                cycle_ms.append((done - start) * 1000)
+        finally:
+            queue.close()
+        return {
+            "receive_p50": percentile(receive_ms, 50),
+            "receive_p99": percentile(receive_ms, 99),
+            "receive_delete_p50": percentile(cycle_ms, 50),
+            "receive_delete_p99": percentile(cycle_ms, 99),
+        }
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def collect(systems: list[System], root: Path, budget: Budget, say: Callable[[str], None]) -> dict:
+    results: dict[str, Any] = {"throughput": {}, "not_applicable": {}, "settings": {}}
+    for system in systems:
+        directory = fresh_dir(root)
+        try:
+            system.open(directory).close()
+            results["settings"][system.name] = system.settings(directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    for scenario in SCENARIOS:
+        figures = results["throughput"].setdefault(scenario.key, {})
+        for system in systems:
+            reason = system.not_applicable.get(scenario.key)
+            if reason:
+                results["not_applicable"].setdefault(scenario.key, {})[system.name] = reason
+                continue
+            say(f"  {scenario.label}: {system.name}")
+            figures[system.name] = throughput(system, scenario.key, root, budget)
+    results["latency_ms"] = {}
+    for system in systems:
+        measured = results["latency_ms"].setdefault(system.name, {})
+        for depth in budget.depths:
+            if system is not TRAINMQ and depth > budget.peer_max_depth:
+                continue
+            say(f"  (e) receive latency: {system.name} with {depth:,} queued")
+            measured[str(depth)] = latency(system, root, depth, budget)
+    return results
+
+
+# --- report ------------------------------------------------------------------
+
+
+def targets(results: dict, budget: Budget) -> dict[str, Any]:
+    met: dict[str, Any] = {}
+    for scenario in SCENARIOS:
+        figure = results["throughput"][scenario.key].get("trainmq")
+        if figure is not None:
+            met[scenario.key] = {"target": scenario.target, "met": figure >= scenario.target}
+    by_depth = results.get("latency_ms", {}).get("trainmq")
+    if by_depth:
+        low, high = str(budget.depths[0]), str(budget.depths[-1])
+        ratio = by_depth[high]["receive_p50"] / by_depth[low]["receive_p50"]
+        met["e_latency_p50_ratio"] = {
+            "depths": [int(low), int(high)],
+            "ratio": ratio,
+            "target": LATENCY_TARGET_RATIO,
+            "met": ratio <= LATENCY_TARGET_RATIO,
+        }
+    return met
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def ratio(value: float) -> str:
+    return f"{value:.1f}x" if value >= 1 else f"{value:.2g}x"
+
+
+def throughput_table(results: dict, names: list[str], met: dict) -> str:
+    peers = [name for name in names if name != "trainmq"]
+    has_trainmq = "trainmq" in names
+    header = ["msg/s"] + (["trainmq", "target"] if has_trainmq else [])
+    for peer in peers:
+        header += [peer] + (["ratio"] if has_trainmq else [])
+    rows = [header]
+    for scenario in SCENARIOS:
+        figures = results["throughput"][scenario.key]
+        row = [scenario.label]
+        mine = figures.get("trainmq")
+        if has_trainmq:
+            verdict = "ok" if met[scenario.key]["met"] else "MISSED"
+            row += [f"{mine:,.0f}", f">= {scenario.target:,.0f} {verdict}"]
+        for peer in peers:
+            theirs = figures.get(peer)
+            row.append("n/a" if theirs is None else f"{theirs:,.0f}")
+            if has_trainmq:
+                row.append("n/a" if theirs is None else ratio(mine / theirs))
+        rows.append(row)
+    return table(rows)
+
+
+def latency_table(results: dict, met: dict) -> str:
+    rows = [["ms", "receive p50", "receive p99", "recv+delete p50", "recv+delete p99"]]
+    for name, by_depth in results["latency_ms"].items():
+        for depth, figures in by_depth.items():
+            rows.append(
+                [f"{name}, {int(depth):,} queued"]
+                + [f"{figures[k]:.3f}" for k in ("receive_p50", "receive_p99")]
+                + [f"{figures[k]:.3f}" for k in ("receive_delete_p50", "receive_delete_p99")]
+            )
+    lines = [table(rows)]
+    check = met.get("e_latency_p50_ratio")
+    if check:
+        low, high = check["depths"]
+        verdict = "ok" if check["met"] else "MISSED"
+        lines.append(
+            f"trainmq receive p50 at {high:,} / at {low:,}: {check['ratio']:.2f}x"
+            f" (target <= {check['target']:.0f}x) {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def describe(settings: Any) -> str:
+    """``{"journal_mode": "wal", "synchronous": "FULL"}`` as ``wal/FULL``, nested."""
+    if isinstance(settings, list):
+        return ", ".join(describe(item) for item in settings)
+    if isinstance(settings, dict) and set(settings) == {"journal_mode", "synchronous"}:
+        return f"{settings['journal_mode']}/{settings['synchronous']}"
+    if isinstance(settings, dict):
+        return "; ".join(f"{key}: {describe(value)}" for key, value in settings.items())
+    return str(settings)
+
+
+def notes(results: dict) -> list[str]:
+    lines = ["durability (journal_mode/synchronous read back from each connection):"]
+    for name, settings in results["settings"].items():
+        lines.append(f"  {name}: {describe(settings)}")
+    lines += [
+        "  persist-queue: SQLiteAckQueue, JSON serializer, multithreading=True (two connections)"
+        " in (b); it sets journal_mode=WAL and leaves synchronous at SQLite's build default",
+        "  litequeue: LiteQueue, one instance shared by the threads in (b); it sets"
+        " synchronous=NORMAL, which in WAL mode skips the fsync on commit",
+        "  queues for (d) were filled without fsync, then reopened with the settings above",
+        "  trainmq fsyncs sends, deletes and visibility changes; its receive claims commit"
+        " without fsync (a lost claim only makes a message visible again early), while the"
+        " peers fsync every get/pop: in (d) they pay two fsyncs per message, trainmq one",
+    ]
+    for key, reasons in results["not_applicable"].items():
+        for name, reason in reasons.items():
+            lines.append(f"n/a {key} {name}: {reason}")
+    rate = max(results["fsync_per_s"], results["fsync_per_s_after"])
+    for name, figure in results["throughput"]["a_send_1_thread"].items():
+        if figure > 1.1 * rate:
+            lines.append(
+                f"WARNING: {name} sent {figure:,.0f}/s from one thread, above the disk's"
+                f" {rate:,.0f} fsync/s: its commits may not reach the disk"
+            )
+    return lines
+
+
+def report(results: dict, budget: Budget) -> str:
+    met = results["targets"]
+    names = results["systems"]
+    parts = [
+        "trainmq engine benchmark"
+        f" ({'quick' if results['quick'] else 'full'}: up to {budget.calls:,} calls"
+        f" or {budget.seconds:g} s per measurement, fresh database each)",
+        f"disk: {results['file_system']}, raw write+fsync in one thread:"
+        f" {results['fsync_per_s']:,.0f}/s before, {results['fsync_per_s_after']:,.0f}/s after",
+        "",
+        throughput_table(results, names, met),
+        "",
+    ]
+    if results["latency_ms"]:
+        parts += [
+            "(e) receive latency with messages queued. Loaded without fsync (trainmq:"
+            ' send_message_batch through a durability="normal" client), then reopened with'
+            ' durability="full" / synchronous=FULL; one message sent back (untimed) after'
+            f" each sample to keep the depth. Peers up to {budget.peer_max_depth:,} queued.",
+            latency_table(results, met),
+            "",
+        ]
+    parts += notes(results)
+    if results["file_system"] in RAM_FILE_SYSTEMS:
+        parts.append("WARNING: the databases are on a RAM file system; fsync costs nothing there")
+    parts.append(f"total time: {results['seconds']:.0f} s")
+    return "\n".join(parts)
+
+
+# --- command line --------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (< 60 s in all)")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(".trainmq") / "bench",
+        help="where the temporary databases go (default ./.trainmq/bench; not tmpfs)",
+    )
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated subset of: {', '.join(SYSTEMS)}",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    names = [name.strip() for name in args.systems.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SYSTEMS]
+    if unknown or not names:
+        print(f"unknown system(s): {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
+        return 2
+    args.dir.mkdir(parents=True, exist_ok=True)
+    root = fresh_dir(args.dir)
+    started = time.perf_counter()
+    try:
+        file_system = file_system_type(root)
+        if file_system in RAM_FILE_SYSTEMS:
+            print(f"WARNING: {root} is on {file_system}; fsync is free there, use --dir")
+        print("measuring the disk's fsync rate", file=sys.stderr)
+        rate = fsync_rate(root)
+        systems = [SYSTEMS[name] for name in names]
+        results = collect(systems, root, budget, lambda line: print(line, file=sys.stderr))
+        rate_after = fsync_rate(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    results.update(
+        quick=args.quick,
+        systems=names,
+        file_system=file_system,
+        fsync_per_s=rate,
+        fsync_per_s_after=rate_after,
+        seconds=time.perf_counter() - started,
+    )
+    results["targets"] = targets(results, budget)
+    print(report(results, budget))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""The queues `bench/engine.py` compares, behind one small adapter shape.
+
+Every adapter opens a fresh database in a directory it is given, in SQLite's
+WAL mode with ``synchronous=FULL``: an fsync on every commit (trainmq's
+``durability="full"``: on every commit a send, delete or visibility change
+depends on). The peers do not all default to that, so the adapters set it on
+every connection the peer opens and read it back, and the benchmark prints
+what was read back.
+
+Loading (``load``) is not measured, so it may commit without fsync; the queue
+is then closed and reopened with full durability before anything is timed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+QUEUE_NAME = "bench"
+BATCH = 10
+
+
+class BenchQueue(Protocol):
+    """One open queue; each call handles messages and says how many."""
+
+    def send(self, body: str) -> int: ...
+
+    def send_batch(self, bodies: list[str]) -> int: ...
+
+    def receive_one(self) -> Any:
+        """Receives (claims) one message; a token for ``delete``, or None if none."""
+        ...
+
+    def delete(self, token: Any) -> None: ...
+
+    def receive_delete(self) -> int: ...
+
+    def receive_delete_batch(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class System:
+    """A queue implementation under test, and what it cannot do."""
+
+    name: str
+    open: Callable[[Path], BenchQueue]
+    open_shared: Callable[[Path], BenchQueue]  # one instance for many threads
+    load: Callable[[Path, int, str], None]
+    settings: Callable[[Path], dict[str, Any]]
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+
+def _pragmas(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {
+        "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+        "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
+            conn.execute("PRAGMA synchronous").fetchone()[0], "?"
+        ),
+    }
+
+
+def _set_pragmas(conn: sqlite3.Connection, synchronous: str | None) -> None:
+    """Sets WAL and ``synchronous``; ``None`` leaves the connection as the peer opened it."""
+    if synchronous is None:
+        return
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+
+
+# --- trainmq ---------------------------------------------------------------
+
+
+class TrainmqQueue:
+    """trainmq's boto3-shaped client on one queue."""
+
+    def __init__(self, directory: Path, durability: str = "full") -> None:
+        import trainmq
+
+        self.client = trainmq.client(str(directory / "queues.db"), durability=durability)
+        self.url = self.client.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
+
+    def send(self, body: str) -> int:
+        self.client.send_message(QueueUrl=self.url, MessageBody=body)
+        return 1
+
+    def send_batch(self, bodies: list[str]) -> int:
+        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
+        response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+        if response.get("Failed"):
+            raise RuntimeError(f"send_message_batch failed: {response['Failed']}")
+        return len(response.get("Successful", []))
+
+    def receive(self, count: int) -> list[str]:
+        response = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=count)
+        return [message["ReceiptHandle"] for message in response.get("Messages", [])]
+
+    def receive_one(self) -> str | None:
+        handles = self.receive(1)
+        return handles[0] if handles else None
+
+    def delete(self, token: str) -> None:
+        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=token)
+
+    def receive_delete(self) -> int:
+        handles = self.receive(1)
+        for handle in handles:
+            self.delete(handle)
+        return len(handles)
+
+    def receive_delete_batch(self) -> int:
+        handles = self.receive(BATCH)
+        if not handles:
+            return 0
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+        response = self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)
+        if response.get("Failed"):
+            raise RuntimeError(f"delete_message_batch failed: {response['Failed']}")
+        return len(handles)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _trainmq_load(directory: Path, count: int, body: str) -> None:
+    """Fill the queue through a ``durability="normal"`` client, in batches."""
+    queue = TrainmqQueue(directory, durability="normal")
+    try:
+        for start in range(0, count, BATCH):
+            queue.send_batch([body] * min(BATCH, count - start))
+    finally:
+        queue.close()
+
+
+def _trainmq_settings(directory: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(directory / "queues.db")
+    try:
+        journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        conn.close()
+    return {"durability": "full", "journal_mode": journal_mode}
+
+
+TRAINMQ = System("trainmq", TrainmqQueue, TrainmqQueue, _trainmq_load, _trainmq_settings)
+
+
+# --- persist-queue ---------------------------------------------------------
+
+
+class PersistQueue:
+    """persist-queue's ``SQLiteAckQueue``: get marks a row unacked, ack marks it acked.
+
+    persist-queue opens its connections itself (``journal_mode=WAL``, SQLite's
+    default ``synchronous``) and has no option for either, so the pragmas are
+    set on its connection objects; with ``multithreading=True`` it holds two
+    (one for get, one for put), and both are set. The JSON serializer replaces
+    its default, pickle.
+    """
+
+    def __init__(
+        self, directory: Path, multithreading: bool = False, synchronous: str | None = "FULL"
+    ) -> None:
+        from persistqueue import SQLiteAckQueue
+        from persistqueue.serializers import json as json_serializer
+
+        self.queue = SQLiteAckQueue(
+            str(directory), multithreading=multithreading, serializer=json_serializer
+        )
+        for conn in self.connections():
+            _set_pragmas(conn, synchronous)
+
+    def connections(self) -> list[sqlite3.Connection]:
+        getter, putter = self.queue._getter, self.queue._putter
+        return [getter] if getter is putter else [getter, putter]
+
+    def send(self, body: str) -> int:
+        self.queue.put(body)
+        return 1
+
+    def send_batch(self, bodies: list[str]) -> int:
+        raise NotImplementedError
+
+    def receive_one(self) -> int | None:
+        from persistqueue.exceptions import Empty
+
+        try:
+            return int(self.queue.get(block=False, raw=True)["pqid"])
+        except Empty:
+            return None
+
+    def delete(self, token: int) -> None:
+        self.queue.ack(id=token)
+
+    def receive_delete(self) -> int:
+        token = self.receive_one()
+        if token is None:
+            return 0
+        self.delete(token)
+        return 1
+
+    def receive_delete_batch(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.queue.close()
+
+
+def _persist_load(directory: Path, count: int, body: str) -> None:
+    queue = PersistQueue(directory, multithreading=False, synchronous="OFF")
+    try:
+        for _ in range(count):
+            queue.send(body)
+    finally:
+        queue.close()
+
+
+def _persist_settings(directory: Path) -> dict[str, Any]:
+    settings = {}
+    for label, synchronous in (("as opened", None), ("benchmarked", "FULL")):
+        queue = PersistQueue(directory, multithreading=True, synchronous=synchronous)
+        try:
+            settings[label] = [_pragmas(conn) for conn in queue.connections()]
+        finally:
+            queue.close()
+    return settings
+
+
+PERSIST_QUEUE = System(
+    "persist-queue",
+    PersistQueue,
+    partial(PersistQueue, multithreading=True),
+    _persist_load,
+    _persist_settings,
+    {
+        "c_send_batch_10": "SQLiteAckQueue has no bulk put",
+        "d_receive_delete_batch_10": "SQLiteAckQueue has no bulk get or ack",
+    },
+)
+
+
+# --- litequeue -------------------------------------------------------------
+
+
+class LiteQueueAdapter:
+    """litequeue's ``LiteQueue``: pop marks a row locked, done marks it done.
+
+    LiteQueue opens its own connection with ``check_same_thread=False`` (so one
+    instance may be shared by threads) and sets ``synchronous=NORMAL``, which in
+    WAL mode does not fsync on commit; the benchmark sets FULL after it.
+    """
+
+    def __init__(self, directory: Path, synchronous: str | None = "FULL") -> None:
+        from litequeue import LiteQueue
+
+        self.queue = LiteQueue(str(directory / "queue.db"))
+        _set_pragmas(self.queue.conn, synchronous)
+
+    def send(self, body: str) -> int:
+        self.queue.put(body)
+        return 1
+
+    def send_batch(self, bodies: list[str]) -> int:
+        raise NotImplementedError
+
+    def receive_one(self) -> str | None:
+        message = self.queue.pop()
+        return None if message is None else str(message.message_id)
+
+    def delete(self, token: str) -> None:
+        self.queue.done(token)
+
+    def receive_delete(self) -> int:
+        token = self.receive_one()
+        if token is None:
+            return 0
+        self.delete(token)
+        return 1
+
+    def receive_delete_batch(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.queue.close()
+
+
+def _litequeue_load(directory: Path, count: int, body: str) -> None:
+    queue = LiteQueueAdapter(directory, synchronous="OFF")
+    try:
+        with queue.queue.transaction():
+            for _ in range(count):
+                queue.send(body)
+    finally:
+        queue.close()
+
+
+def _litequeue_settings(directory: Path) -> dict[str, Any]:
+    settings = {}
+    for label, synchronous in (("as opened", None), ("benchmarked", "FULL")):
+        queue = LiteQueueAdapter(directory, synchronous=synchronous)
+        try:
+            settings[label] = _pragmas(queue.queue.conn)
+        finally:
+            queue.close()
+    return settings
+
+
+LITEQUEUE = System(
+    "litequeue",
+    LiteQueueAdapter,
+    LiteQueueAdapter,
+    _litequeue_load,
+    _litequeue_settings,
+    {
+        "c_send_batch_10": "LiteQueue has no bulk put",
+        "d_receive_delete_batch_10": "LiteQueue has no bulk pop or done",
+    },
+)
+
+SYSTEMS = {system.name: system for system in (TRAINMQ, PERSIST_QUEUE, LITEQUEUE)}

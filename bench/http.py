@@ -1,0 +1,420 @@
+"""HTTP benchmark: ``trainmq serve`` through boto3 against moto, and its raw capacity.
+
+Run as ``python bench/http.py [--quick] [--json PATH] [--dir DIR]``.
+
+Part 1 drives ``trainmq serve`` and moto's server with the same boto3 workload
+from several client processes (one call at a time each): SendMessage,
+ReceiveMessage + DeleteMessage, SendMessageBatch of 10. Part 2 measures the
+trainmq server alone with a lean generator (pre-built JSON-protocol requests
+on keep-alive connections): closed-loop capacity for the same three
+workloads, and the SendMessage latency at a fixed offered rate (open loop).
+
+The server runs with its default durability: every send and delete is fsynced
+before it is answered. Its database goes in a temporary folder under
+``./.trainmq/bench`` (``--dir`` to change it), never in a RAM-backed file
+system. Servers and load generators share this machine's cores, and the
+report says how the CPU time was split between them. All traffic stays on
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# This file shares its name with the standard library's ``http`` package, and a
+# script's folder comes first on sys.path: move the folder to the end so that
+# ``http.client`` (used by boto3) stays the standard library's.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
+
+from http_boto3 import BotoPool, Job, Outcome  # noqa: E402
+from http_lean import (  # noqa: E402
+    LoadResult,
+    Target,
+    closed_loop,
+    event_loop_name,
+    open_loop,
+    receive_delete_step,
+    run_async,
+    send_batch_step,
+    send_step,
+)
+from http_servers import (  # noqa: E402
+    HOST,
+    RAM_FILE_SYSTEMS,
+    CpuMeter,
+    Server,
+    cpu_share,
+    file_system_type,
+    fsync_rate,
+    start_moto,
+    start_trainmq,
+)
+
+BODY = json.dumps({"doc": "d-000000", "text": "lorem ipsum " * 7})
+WORKLOADS = {  # name: (label, requests per operation)
+    "send": ("SendMessage", 1),
+    "receive_delete": ("ReceiveMessage+DeleteMessage", 2),
+    "send_batch": ("SendMessageBatch of 10", 1),
+}
+RATIO_TARGET = 20.0
+LEAN_TARGETS = {  # figure: (target, higher is better)
+    "send_per_s": (3_000.0, True),
+    "send_batch_messages_per_s": (20_000.0, True),
+    "latency_p99_ms": (10.0, False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    boto3_processes: int
+    boto3_seconds: float  # time cap of one boto3 run
+    boto3_ops: int  # operations of one boto3 send run, the same on both servers
+    boto3_batches: int  # SendMessageBatch requests of one boto3 run
+    receive_depth: int  # messages in the queue when a boto3 receive + delete run starts
+    connections: int  # lean closed loop
+    warmup: float
+    lean_seconds: float
+    rate: float  # lean open loop, requests per second
+    latency_seconds: float
+    fsync_seconds: float
+
+
+FULL = Budget(4, 10.0, 2_000, 400, 1_000, 64, 1.0, 10.0, 1_000.0, 15.0, 1.0)
+QUICK = Budget(4, 2.5, 400, 40, 200, 64, 0.3, 2.0, 1_000.0, 3.0, 0.3)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def summary(ops: int, messages: int, seconds: float, latencies: list[float], per_op: int) -> dict:
+    if ops == 0 or seconds <= 0:
+        raise RuntimeError("a measurement completed no operation")
+    return {
+        "requests_per_s": ops * per_op / seconds,
+        "messages_per_s": messages / seconds,
+        "p50_ms": 1_000 * percentile(latencies, 50),
+        "p99_ms": 1_000 * percentile(latencies, 99),
+    }
+
+
+def sqs_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+
+
+# --- part 1: boto3 -----------------------------------------------------------------
+
+
+def boto3_workload(
+    pool: BotoPool, server: Server, workload: str, budget: Budget, notes: dict[str, Any]
+) -> dict[str, Any]:
+    client = sqs_client(server.endpoint)
+    url = client.create_queue(QueueName=f"boto3-{workload.replace('_', '-')}")["QueueUrl"]
+    if workload == "receive_delete":
+        per_process = math.ceil(budget.receive_depth / 10 / budget.boto3_processes)
+        pool.run(Job(server.endpoint, url, "prefill", BODY, 600.0, per_process))
+    meter = CpuMeter([server.process.pid])
+    clients = CpuMeter(pool.pids)
+
+    def started() -> None:
+        meter.start()
+        clients.start()
+
+    total = {"send": budget.boto3_ops, "send_batch": budget.boto3_batches}.get(workload, 10**9)
+    per_process = math.ceil(total / budget.boto3_processes)
+    job = Job(server.endpoint, url, workload, BODY, budget.boto3_seconds, per_process)
+    outcome: Outcome = pool.run(job, on_start=started)
+    per_op = WORKLOADS[workload][1]
+    requests = outcome.ops * per_op
+    notes["cpu"][f"boto3/{workload}/{server.name}"] = {
+        "server": cpu_share(meter.stop(), meter.wall, requests),
+        "clients": cpu_share(clients.stop(), clients.wall, requests),
+    }
+    if outcome.capped:
+        notes["capped"].append(f"{workload}/{server.name}")
+    return summary(outcome.ops, outcome.messages, outcome.seconds, outcome.latencies, per_op)
+
+
+def measure_boto3(
+    pool: BotoPool, servers: list[Server], budget: Budget, notes: dict[str, Any]
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for workload in WORKLOADS:
+        row = {s.name: boto3_workload(pool, s, workload, budget, notes) for s in servers}
+        row["ratio"] = row["trainmq"]["requests_per_s"] / row["moto"]["requests_per_s"]
+        figures[workload] = row
+        print(f"  boto3 {workload}: done", file=sys.stderr, flush=True)
+    return figures
+
+
+# --- part 2: the lean generator ----------------------------------------------------------
+
+
+def lean_run(
+    server: Server, name: str, notes: dict[str, Any], main: Any, per_op: int
+) -> dict[str, Any]:
+    meter = CpuMeter([server.process.pid, os.getpid()])
+    meter.start()
+    result: LoadResult = run_async(main)
+    server_used, own_used = meter.stop()
+    requests = result.all_ops * per_op
+    notes["cpu"][f"lean/{name}"] = {
+        "server": cpu_share([server_used], meter.wall, requests),
+        "generator": cpu_share([own_used], meter.wall, requests),
+    }
+    if result.drained:
+        notes["drained"].append(f"lean/{name}")
+    figures = summary(result.ops, result.messages, result.seconds, result.latencies, per_op)
+    if result.offered_per_s:
+        figures["offered_per_s"] = result.offered_per_s
+    return figures
+
+
+def measure_lean(server: Server, budget: Budget, notes: dict[str, Any]) -> dict[str, Any]:
+    client = sqs_client(server.endpoint)
+    urls = {
+        name: client.create_queue(QueueName=f"lean-{name}")["QueueUrl"]
+        for name in ("send", "batch", "latency")
+    }
+    host, port = HOST, server.port
+    target = {name: Target(host, port, url, BODY) for name, url in urls.items()}
+    c, warm, secs = budget.connections, budget.warmup, budget.lean_seconds
+    plan = (
+        ("send", send_step(target["send"]), 1),
+        ("send_batch", send_batch_step(target["batch"]), 1),
+        ("receive_delete", receive_delete_step(target["batch"]), 2),
+    )
+    figures: dict[str, Any] = {}
+    for name, step, per_op in plan:
+        main = closed_loop(host, port, step, c, warm, secs)
+        figures[name] = lean_run(server, name, notes, main, per_op)
+        print(f"  lean {name}: done", file=sys.stderr, flush=True)
+    main = open_loop(
+        host, port, send_step(target["latency"]), budget.rate, warm, budget.latency_seconds, c
+    )
+    figures["latency_at_rate"] = lean_run(server, "latency_at_rate", notes, main, 1)
+    return figures
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def targets(figures: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for workload in WORKLOADS:
+        ratio = figures["boto3"][workload]["ratio"]
+        result[f"boto3_{workload}_ratio"] = {
+            "target": RATIO_TARGET,
+            "measured": ratio,
+            "met": ratio >= RATIO_TARGET,
+        }
+    lean = figures["lean"]
+    measured = {
+        "send_per_s": lean["send"]["requests_per_s"],
+        "send_batch_messages_per_s": lean["send_batch"]["messages_per_s"],
+        "latency_p99_ms": lean["latency_at_rate"]["p99_ms"],
+    }
+    for name, (target, higher) in LEAN_TARGETS.items():
+        value = measured[name]
+        met = value >= target if higher else value <= target
+        result[f"lean_{name}"] = {"target": target, "measured": value, "met": met}
+    return result
+
+
+def _cpu(cpu: dict[str, Any]) -> str:
+    """Per process group: percent of one core, CPU milliseconds per request."""
+    parts = []
+    for who, share in cpu.items():
+        if share is None:
+            parts.append(f"{who} n/a")
+        else:
+            parts.append(f"{who} {share['percent']:>3.0f}% {share['ms_per_request']:5.2f}")
+    return "  ".join(parts)
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    settings = report["settings"]
+    return [
+        "trainmq HTTP benchmark (all traffic on 127.0.0.1)",
+        f"machine: {settings['cores']} CPU cores, shared by the server under test and its "
+        f"load generator; load average at the start {settings['load_average_at_start']:.2f} "
+        "(other processes compete for the same cores)",
+        f"disk: {settings['file_system']}, {report['figures']['fsync_per_s']:,.0f} fsyncs/s; "
+        f"trainmq serve with durability={settings['durability']} (its default: fsync per commit)",
+        "CPU columns: percent of one core during the run, then CPU ms per HTTP request",
+    ]
+
+
+def _boto3_table(report: dict[str, Any]) -> list[str]:
+    settings, cpu = report["settings"], report["cpu"]
+    lines = [
+        "",
+        f"Part 1 - boto3, {settings['boto3_processes']} client processes x 1 call at a time; "
+        "latency per operation",
+        f"both servers get the same work in a fresh queue: {settings['boto3_ops']:,} sends, "
+        f"{settings['boto3_batches']:,} batches, or receive + delete of "
+        f"{settings['receive_depth']:,} messages; a run stops at "
+        f"{settings['boto3_seconds']:g} s",
+        f"{'workload':<30}{'server':<9}{'req/s':>9}{'msg/s':>9}{'p50 ms':>8}{'p99 ms':>8}  CPU",
+    ]
+    for workload, (label, _) in WORKLOADS.items():
+        row = report["figures"]["boto3"][workload]
+        for system in ("trainmq", "moto"):
+            f = row[system]
+            lines.append(
+                f"{label if system == 'trainmq' else '':<30}{system:<9}"
+                f"{f['requests_per_s']:>9,.0f}{f['messages_per_s']:>9,.0f}"
+                f"{f['p50_ms']:>8.1f}{f['p99_ms']:>8.1f}  {_cpu(cpu[f'boto3/{workload}/{system}'])}"
+            )
+        verdict = "met" if report["targets"][f"boto3_{workload}_ratio"]["met"] else "NOT met"
+        lines.append(
+            f"{'':<30}{'ratio':<9}{row['ratio']:>8.1f}x  trainmq/moto requests/s "
+            f"(target >= {RATIO_TARGET:g}x: {verdict})"
+        )
+    return lines
+
+
+_LEAN_ROWS = (  # label, workload, figure, target
+    ("SendMessage/s (closed loop)", "send", "requests_per_s", "lean_send_per_s"),
+    (
+        "SendMessageBatch of 10, messages/s",
+        "send_batch",
+        "messages_per_s",
+        "lean_send_batch_messages_per_s",
+    ),
+    ("ReceiveMessage+DeleteMessage pairs/s", "receive_delete", "messages_per_s", None),
+    (
+        "SendMessage p99 ms at {rate} req/s (open loop)",
+        "latency_at_rate",
+        "p99_ms",
+        "lean_latency_p99_ms",
+    ),
+)
+
+
+def _lean_table(report: dict[str, Any]) -> list[str]:
+    settings, cpu, lean = report["settings"], report["cpu"], report["figures"]["lean"]
+    lines = [
+        "",
+        f"Part 2 - trainmq serve alone, lean generator ({settings['event_loop']}, pre-built "
+        f"unsigned JSON requests, {settings['connections']} keep-alive connections)",
+        f"{'figure':<44}{'measured':>10}{'target':>11}{'':<9}{'p50/p99 ms':>12}  CPU",
+    ]
+    for label, name, key, target_name in _LEAN_ROWS:
+        value = lean[name][key]
+        shown = f"{value:,.1f}" if key == "p99_ms" else f"{value:,.0f}"
+        goal, verdict = "-", ""
+        if target_name is not None:
+            target = report["targets"][target_name]
+            goal = ("<= " if key == "p99_ms" else ">= ") + f"{target['target']:,.0f}"
+            verdict = "met" if target["met"] else "NOT met"
+        latency = f"{lean[name]['p50_ms']:.1f}/{lean[name]['p99_ms']:.1f}"
+        title = label.format(rate=f"{settings['rate']:,.0f}")
+        lines.append(
+            f"{title:<44}{shown:>10}{goal:>11}  "
+            f"{verdict:<7}{latency:>12}  {_cpu(cpu[f'lean/{name}'])}"
+        )
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = _header(report) + _boto3_table(report) + _lean_table(report)
+    if report["capped"]:
+        lines.append(f"boto3 runs stopped by the time cap: {', '.join(report['capped'])}")
+    if report["drained"]:
+        lines.append(f"lean runs that emptied their queue early: {', '.join(report['drained'])}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+# --- main ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (well under 60 s)")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(".trainmq/bench"), help="where the databases go"
+    )
+    parser.add_argument("--connections", type=int, help="lean generator connections")
+    return parser.parse_args(argv)
+
+
+def run(budget: Budget, workdir: Path, quick: bool) -> dict[str, Any]:
+    notes: dict[str, Any] = {"cpu": {}, "capped": [], "drained": []}
+    load = os.getloadavg()[0]  # before anything of ours runs: other work on the machine
+    fsync = fsync_rate(workdir, budget.fsync_seconds)
+    pool = BotoPool(budget.boto3_processes)
+    servers: list[Server] = []
+    try:
+        servers.append(start_trainmq(workdir / "queues.db", workdir))
+        servers.append(start_moto(workdir))
+        print("servers up; measuring", file=sys.stderr, flush=True)
+        boto3_figures = measure_boto3(pool, servers, budget, notes)
+        servers.pop().stop()  # moto: its threads must not take CPU from part 2
+        lean_figures = measure_lean(servers[0], budget, notes)
+    finally:
+        for server in servers:
+            server.stop()
+        pool.close()
+    figures = {"fsync_per_s": fsync, "boto3": boto3_figures, "lean": lean_figures}
+    settings = {
+        "cores": os.cpu_count(),
+        "load_average_at_start": load,
+        "file_system": file_system_type(workdir),
+        "durability": "full",
+        "quick": quick,
+        "event_loop": event_loop_name(),
+        **dataclasses.asdict(budget),
+    }
+    report = {"figures": figures, "settings": settings, **notes}
+    report["targets"] = targets(figures)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    if args.connections:
+        budget = dataclasses.replace(budget, connections=args.connections)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if file_system_type(args.dir) in RAM_FILE_SYSTEMS:
+        print(f"{args.dir} is in RAM (fsync costs nothing there); use --dir", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="http-", dir=args.dir))
+    try:
+        report = run(budget, workdir, args.quick)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(render(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

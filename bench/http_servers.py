@@ -1,0 +1,185 @@
+"""The servers under test for ``bench/http.py``, and what the machine offers them.
+
+Each server runs in its own process on 127.0.0.1 with a free port: ``trainmq
+serve`` (default durability, fsync on every commit that a caller relies on)
+and moto's server. CPU time is read from ``/proc`` so that the report can say
+how the two cores were shared between a server and its load generator.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+READY_SECONDS = 60.0
+STOP_SECONDS = 30.0
+RAM_FILE_SYSTEMS = {"tmpfs", "ramfs"}
+
+
+@dataclass
+class Server:
+    """A server process started by the benchmark, answering on ``HOST:port``."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, chars: int = 4_000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _server_environment() -> dict[str, str]:
+    """The caller's environment less trainmq's own settings (the bench passes its own)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRAINMQ_")}
+
+
+def _start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
+    log_path = log_dir / f"{name}-server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_server_environment(),
+        )
+    server = Server(name, process, port, log_path)
+    try:
+        _wait_ready(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_ready(server: Server) -> None:
+    """Polls until the port accepts connections, within a bounded time."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} server exited early:\n{server.log_tail()}")
+        try:
+            with socket.create_connection((HOST, server.port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{server.name} server not ready after {READY_SECONDS:.0f} s")
+
+
+def start_trainmq(db_path: Path, log_dir: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "trainmq", "serve", "--host", HOST, "--port", str(port)]
+    return _start("trainmq", [*command, "--db", str(db_path)], port, log_dir)
+
+
+def start_moto(log_dir: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    return _start("moto", command, port, log_dir)
+
+
+# --- the machine ----------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), or None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class CpuMeter:
+    """CPU time used by a set of processes between ``start()`` and ``stop()``."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.wall = 0.0
+        self._start: list[float | None] = []
+
+    def start(self) -> None:
+        self._start = [cpu_seconds(pid) for pid in self.pids]
+        self.wall = time.perf_counter()
+
+    def stop(self) -> list[float | None]:
+        """CPU seconds each process used since ``start()`` (None: unknown); sets ``wall``."""
+        self.wall = time.perf_counter() - self.wall
+        used: list[float | None] = []
+        for pid, before in zip(self.pids, self._start, strict=True):
+            after = cpu_seconds(pid)
+            used.append(None if before is None or after is None else after - before)
+        return used
+
+
+def cpu_share(used: list[float | None], wall: float, requests: int) -> dict[str, float] | None:
+    """Percent of one core and CPU milliseconds per request of some processes together."""
+    if any(u is None for u in used) or wall <= 0 or requests <= 0:
+        return None
+    seconds = sum(u for u in used if u is not None)
+    return {"percent": 100.0 * seconds / wall, "ms_per_request": 1_000.0 * seconds / requests}
+
+
+def file_system_type(path: Path) -> str:
+    """The type of the mount holding ``path`` (what ``df -T`` shows), or "unknown"."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    resolved, best, best_type = str(path.resolve()), "", "unknown"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, fields[2]
+    return best_type
+
+
+def fsync_rate(directory: Path, seconds: float) -> float:
+    """Writes and fsyncs one small block of a file in a loop; fsyncs per second."""
+    path = directory / "fsync.probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            os.pwrite(fd, count.to_bytes(8, "little") * 64, 0)
+            os.fsync(fd)
+            count += 1
+        return count / (time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()

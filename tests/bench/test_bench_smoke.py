@@ -1,0 +1,130 @@
+"""`bench/engine.py --quick` runs end to end against the real engine and reports every figure.
+
+Performance is measured by the benchmark, not tested: nothing here compares a
+figure with a target, only that each one was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "engine.py"
+SCENARIOS = (
+    "a_send_1_thread",
+    "b_send_8_threads",
+    "c_send_batch_10",
+    "d_receive_delete_1",
+    "d_receive_delete_batch_10",
+)
+PEERS = ("persist-queue", "litequeue")
+LATENCY_FIGURES = ("receive_p50", "receive_p99", "receive_delete_p50", "receive_delete_p99")
+
+
+def is_positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    workdir = tmp_path_factory.mktemp("bench")
+    out = workdir / "out.json"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--dir", str(workdir)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text()), result.stdout
+
+
+@pytest.fixture(scope="module")
+def figures(run: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    return run[0]
+
+
+def test_fsync_rate_is_measured(figures: dict[str, Any]) -> None:
+    assert is_positive_number(figures["fsync_per_s"])
+    assert is_positive_number(figures["fsync_per_s_after"])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_trainmq_throughput_is_measured(figures: dict[str, Any], scenario: str) -> None:
+    assert is_positive_number(figures["throughput"][scenario]["trainmq"])
+    assert isinstance(figures["targets"][scenario]["met"], bool)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("peer", PEERS)
+def test_peer_throughput_is_measured_or_explained(
+    figures: dict[str, Any], scenario: str, peer: str
+) -> None:
+    measured = figures["throughput"][scenario].get(peer)
+    reason = figures["not_applicable"].get(scenario, {}).get(peer)
+    if reason is None:
+        assert is_positive_number(measured)
+    else:
+        assert measured is None
+        assert isinstance(reason, str) and reason
+
+
+def test_peers_are_measured_where_they_have_the_operation(figures: dict[str, Any]) -> None:
+    for scenario in ("a_send_1_thread", "b_send_8_threads", "d_receive_delete_1"):
+        for peer in PEERS:
+            assert is_positive_number(figures["throughput"][scenario].get(peer)), (scenario, peer)
+
+
+@pytest.mark.parametrize("system", ["trainmq", *PEERS])
+def test_latency_is_measured_at_every_depth(figures: dict[str, Any], system: str) -> None:
+    by_depth = figures["latency_ms"][system]
+    assert len(by_depth) >= 2
+    for depth, latency in by_depth.items():
+        assert int(depth) > 0
+        for name in LATENCY_FIGURES:
+            assert is_positive_number(latency[name]), (depth, name)
+        assert latency["receive_p99"] >= latency["receive_p50"]
+        assert latency["receive_delete_p50"] >= latency["receive_p50"]
+
+
+def test_latency_target_compares_the_extreme_depths(figures: dict[str, Any]) -> None:
+    check = figures["targets"]["e_latency_p50_ratio"]
+    depths = sorted(int(depth) for depth in figures["latency_ms"]["trainmq"])
+    assert check["depths"] == [depths[0], depths[-1]]
+    assert is_positive_number(check["ratio"])
+    assert isinstance(check["met"], bool)
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_peers_are_benchmarked_with_an_fsync_on_every_commit(
+    figures: dict[str, Any], peer: str
+) -> None:
+    benchmarked = figures["settings"][peer]["benchmarked"]
+    connections = benchmarked if isinstance(benchmarked, list) else [benchmarked]
+    assert connections
+    for connection in connections:
+        assert connection == {"journal_mode": "wal", "synchronous": "FULL"}
+
+
+def test_trainmq_is_benchmarked_with_full_durability(figures: dict[str, Any]) -> None:
+    assert figures["settings"]["trainmq"] == {"durability": "full", "journal_mode": "wal"}
+
+
+def test_report_prints_every_system(run: tuple[dict[str, Any], str]) -> None:
+    report = run[1]
+    for name in ("trainmq", *PEERS):
+        assert name in report
+    assert "fsync" in report

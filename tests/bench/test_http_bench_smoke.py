@@ -1,0 +1,122 @@
+"""`bench/http.py --quick` runs end to end against real servers and reports every figure.
+
+Performance is measured by the benchmark, not tested: nothing here compares a
+figure with a target, only that each one was measured and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "http.py"
+WORKLOADS = ("send", "receive_delete", "send_batch")
+SUMMARY = ("requests_per_s", "messages_per_s", "p50_ms", "p99_ms")
+TARGETS = (
+    "boto3_send_ratio",
+    "boto3_receive_delete_ratio",
+    "boto3_send_batch_ratio",
+    "lean_send_per_s",
+    "lean_send_batch_messages_per_s",
+    "lean_latency_p99_ms",
+)
+
+
+def is_positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves(value, f"{path}/{key}")
+    else:
+        yield path, tree
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    workdir = tmp_path_factory.mktemp("http-bench")
+    out = workdir / "out.json"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--dir", str(workdir)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text()), result.stdout
+
+
+@pytest.fixture(scope="module")
+def figures(run: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    return run[0]["figures"]
+
+
+def test_every_figure_is_a_positive_number(figures: dict[str, Any]) -> None:
+    found = list(leaves(figures))
+    assert len(found) >= 40
+    for path, value in found:
+        assert is_positive_number(value), (path, value)
+
+
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_boto3_workload_is_measured_on_both_servers(figures: dict[str, Any], workload: str) -> None:
+    row = figures["boto3"][workload]
+    for system in ("trainmq", "moto"):
+        assert set(SUMMARY) <= set(row[system]), system
+        assert row[system]["p99_ms"] >= row[system]["p50_ms"]
+    expected = row["trainmq"]["requests_per_s"] / row["moto"]["requests_per_s"]
+    assert row["ratio"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("workload", (*WORKLOADS, "latency_at_rate"))
+def test_lean_workload_is_measured(figures: dict[str, Any], workload: str) -> None:
+    measured = figures["lean"][workload]
+    assert set(SUMMARY) <= set(measured)
+    assert measured["p99_ms"] >= measured["p50_ms"]
+
+
+def test_batches_carry_ten_messages_per_request(figures: dict[str, Any]) -> None:
+    for measured in (figures["boto3"]["send_batch"]["trainmq"], figures["lean"]["send_batch"]):
+        assert measured["messages_per_s"] == pytest.approx(10 * measured["requests_per_s"])
+
+
+def test_a_receive_and_delete_is_two_requests_per_message(figures: dict[str, Any]) -> None:
+    for measured in (figures["boto3"]["receive_delete"]["moto"], figures["lean"]["receive_delete"]):
+        assert measured["requests_per_s"] == pytest.approx(2 * measured["messages_per_s"])
+
+
+def test_targets_are_judged(run: tuple[dict[str, Any], str]) -> None:
+    targets = run[0]["targets"]
+    assert set(targets) == set(TARGETS)
+    for name in TARGETS:
+        assert isinstance(targets[name]["met"], bool), name
+        assert is_positive_number(targets[name]["target"]), name
+
+
+def test_server_runs_with_full_durability_on_a_real_disk(run: tuple[dict[str, Any], str]) -> None:
+    settings = run[0]["settings"]
+    assert settings["durability"] == "full"
+    assert settings["file_system"] not in ("tmpfs", "ramfs")
+    assert is_positive_number(settings["cores"])
+
+
+def test_report_names_both_servers_and_the_shared_cores(run: tuple[dict[str, Any], str]) -> None:
+    report = run[1]
+    for text in ("trainmq", "moto", "ratio", "SendMessage", "shared by", "target"):
+        assert text in report, text
