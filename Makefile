@@ -42,6 +42,8 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/http.py
+	$(BIN)/python bench/worker.py
 
 clean:
 	rm -rf $(VENV) .trainmq .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""The public API is what ``__all__`` says, and everything in it exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import trainmq
+
+PUBLIC = {
+    "trainmq": [
+        "Clock", "FakeClock", "LocalClient", "PermanentFailure", "QueueBackend", "SQSError",
+        "SQSService", "SystemClock", "TrainmqError", "__version__", "client",
+    ],
+    "trainmq.queue": ["ACTIONS", "LocalClient", "QueueBackend", "SQSService", "open_service"],
+    "trainmq.queue.sqlite": ["SqliteBackend"],
+    "trainmq.server": ["Credentials", "SQSApp", "ServerConfig", "load_credentials", "serve"],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_exported_members(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(PUBLIC[module_name])
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name} is exported but missing"
+
+
+def test_all_23_sqs_actions() -> None:
+    from trainmq.queue import ACTIONS
+
+    assert len(ACTIONS) == len(set(ACTIONS)) == 23
+
+
+def test_core_does_not_import_heavy_dependencies() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainmq, trainmq.queue.sqlite, trainmq.cli.main;"
+        "heavy = {'torch', 'pulumi', 'pulumi_aws', 'boto3', 'uvicorn', 'starlette'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert trainmq.__version__
