@@ -16,4 +16,5 @@ class ExitCode(IntEnum):
     DATABASE_ERROR = 5
     CONFIGURATION_ERROR = 6
     NO_MESSAGES = 7
+    HANDLER_ERROR = 8
     INTERRUPTED = 130

@@ -47,7 +47,7 @@ class SqliteBackend:
         region: str = "us-east-1",
         account_id: str = "000000000000",
         busy_timeout: float = 30.0,
-        poll_interval: float = 0.005,
+        poll_interval: float = 0.002,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")

@@ -1,0 +1,110 @@
+"""``trainmq worker``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigurationError
+from .exit_codes import ExitCode
+from .main import BackendOption, CliFailure, DbOption, _run, app
+
+
+@app.command("worker")
+def worker_command(
+    handler: Annotated[
+        str, typer.Argument(metavar="MODULE:FUNCTION", help="Lambda handler, e.g. app:handle.")
+    ],
+    queue: Annotated[str, typer.Option("--queue", "-q", help="Queue name or URL.")],
+    batch_size: Annotated[
+        int, typer.Option(help="Messages per invocation: 1-10, up to 10000 with a window.")
+    ] = 10,
+    batching_window: Annotated[
+        float, typer.Option(help="Seconds to gather a batch (0-300; not for FIFO queues).")
+    ] = 0.0,
+    concurrency: Annotated[int, typer.Option(help="Maximum concurrent batches.")] = 1,
+    timeout: Annotated[
+        float, typer.Option(help="Function timeout in seconds (1-900): the handler is killed.")
+    ] = 3.0,
+    long_running: Annotated[
+        bool,
+        typer.Option(
+            "--long-running", help="Allow timeouts up to 12 h (heartbeats keep messages hidden)."
+        ),
+    ] = False,
+    report_batch_item_failures: Annotated[
+        bool,
+        typer.Option(
+            "--report-batch-item-failures", help="Honour {'batchItemFailures': [...]} responses."
+        ),
+    ] = False,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="FilterCriteria pattern on the record, e.g. '{\"body\": {\"kind\": "
+            "[\"train\"]}}' (repeatable; any may match). Messages matching none are DELETED, "
+            "as Lambda does.",
+        ),
+    ] = None,
+    heartbeat: Annotated[
+        bool, typer.Option(help="Extend in-flight messages' visibility while handlers run.")
+    ] = True,
+    no_dlq: Annotated[
+        bool, typer.Option("--no-dlq", help="Run on a queue without a RedrivePolicy.")
+    ] = False,
+    backoff: Annotated[
+        float | None,
+        typer.Option(help="After a failure, hide the message base*2^(receives-1) seconds."),
+    ] = None,
+    backoff_max: Annotated[float, typer.Option(help="Upper bound of --backoff delays.")] = 900.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")
+    ] = None,
+    function_name: Annotated[
+        str | None, typer.Option(help="Function name in the context (default trainmq-QUEUE).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Logging level of the worker.")] = "info",
+    db: DbOption = None,
+    backend: BackendOption = None,
+) -> None:
+    """Run a Lambda handler on a queue: Lambda's SQS event-source mapping, on this machine."""
+    import logging
+
+    from ..worker import HandlerInitError, WorkerAborted, WorkerConfig, run
+
+    def body() -> None:
+        if db is not None and backend is not None:
+            raise CliFailure("give either --db or --backend, not both", ExitCode.USAGE)
+        logging.basicConfig(
+            level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        try:
+            config = WorkerConfig(
+                handler=handler,
+                queue=queue,
+                backend=backend if backend is not None else db,
+                batch_size=batch_size,
+                batching_window=batching_window,
+                concurrency=concurrency,
+                timeout=timeout,
+                long_running=long_running,
+                report_batch_item_failures=report_batch_item_failures,
+                filters=tuple(filter_ or ()),
+                heartbeat=heartbeat,
+                allow_no_dlq=no_dlq,
+                backoff=backoff,
+                backoff_max=backoff_max,
+                metrics_port=metrics_port,
+                function_name=function_name,
+            )
+            run(config)
+        except ConfigurationError as exc:
+            raise CliFailure(str(exc), ExitCode.CONFIGURATION_ERROR) from exc
+        except HandlerInitError as exc:
+            raise CliFailure(str(exc), ExitCode.HANDLER_ERROR) from exc
+        except WorkerAborted:
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+    _run(body)

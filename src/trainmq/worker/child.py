@@ -1,0 +1,116 @@
+"""The handler process: a warm execution environment, like one Lambda sandbox.
+
+Started as ``python -m trainmq.worker.sandbox READ_FD WRITE_FD`` with a JSON
+description of the function in ``TRAINMQ_WORKER_FUNCTION``.  It imports the
+handler once (Lambda's init phase), says ``ready``, then answers one
+``invoke`` at a time until its input closes.  Requests and answers are JSON
+frames (a 4-byte big-endian length, then UTF-8 JSON) on their own pipes, so a
+handler's ``print`` cannot corrupt them, and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import PermanentFailure
+from .event import LambdaContext
+
+__all__ = ["FUNCTION_ENV", "main", "read_frame", "write_frame"]
+
+FUNCTION_ENV = "TRAINMQ_WORKER_FUNCTION"
+_HEADER = struct.Struct(">I")
+
+
+def write_frame(fd: int, message: dict[str, Any]) -> None:
+    """Write one JSON frame (raises OSError when the other side is gone)."""
+    data = json.dumps(message, separators=(",", ":")).encode()
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> dict[str, Any] | None:
+    """The next JSON frame, or None when the other side closed (or died)."""
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    body = _read_exactly(fd, _HEADER.unpack(header)[0])
+    if body is None:
+        return None
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("a frame must hold a JSON object")
+    return message
+
+
+def _load(spec: str) -> Callable[..., Any]:
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, _, function_name = spec.partition(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    if not callable(handler):
+        raise TypeError(f"{spec} is not callable")
+    return handler  # type: ignore[no-any-return]
+
+
+def _invoke(handler: Callable[..., Any], request: dict[str, Any], function: dict[str, Any]) -> Any:
+    context = LambdaContext(
+        function_name=function["name"],
+        invoked_function_arn=function["arn"],
+        memory_limit_in_mb=function["memory"],
+        timeout_ms=request["timeout_ms"],
+        log_stream_name=function["log_stream"],
+        aws_request_id=request["request_id"],
+    )
+    try:
+        response = handler(request["event"], context)
+    except PermanentFailure as exc:
+        return {"type": "permanent", "reason": exc.reason}
+    except Exception as exc:
+        return {
+            "type": "error",
+            "errorType": type(exc).__name__,
+            "errorMessage": str(exc),
+            "stackTrace": traceback.format_exception(exc)[-5:],
+        }
+    try:
+        json.dumps(response)
+    except (TypeError, ValueError) as exc:
+        return {"type": "error", "errorType": "Runtime.MarshalError", "errorMessage": str(exc)}
+    return {"type": "result", "response": response}
+
+
+def main(argv: list[str]) -> int:
+    read_fd, write_fd = int(argv[1]), int(argv[2])
+    function = json.loads(os.environ[FUNCTION_ENV])
+    try:
+        handler = _load(function["handler"])
+    except BaseException as exc:  # init failures of any kind are reported, then fatal
+        write_frame(write_fd, {"type": "init_error", "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    write_frame(write_fd, {"type": "ready", "pid": os.getpid()})
+    while True:
+        request = read_frame(read_fd)
+        if request is None:
+            return 0
+        write_frame(write_fd, _invoke(handler, request, function))
+

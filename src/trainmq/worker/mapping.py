@@ -1,0 +1,397 @@
+"""``Worker``: Lambda's SQS event-source mapping, on any machine.
+
+``concurrency`` slots each run a small loop: long-poll a batch (up to the batch
+size, or until the batching window closes), drop what the filters reject, hand
+the batch to the slot's warm handler process, then settle it by Lambda's rules
+(see ``outcome``).  The queue's own RedrivePolicy ends the retries.  FIFO order
+holds because the queue hands out one in-flight batch per message group, and a
+failure fails the rest of its group's batch.
+
+Time comes from an injected clock; stopping is an injected (or internal) event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..errors import ConfigurationError
+from ..queue import LocalClient, open_service
+from .config import WorkerConfig
+from .event import sqs_record
+from .filters import matches_any
+from .heartbeat import Heartbeat
+from .metrics import MetricsServer, WorkerMetrics
+from .outcome import Verdict, judge
+from .pool import FunctionSpec, HandlerProcess, Invocation
+from .settle import Settler
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("trainmq.worker")
+
+RETRY_PAUSE = 1.0
+#: Long polls of a remote endpoint cannot be cut short at shutdown, so they are kept short.
+REMOTE_WAIT_SECONDS = 2
+
+
+class Worker:
+    """One event-source mapping: ``start()``, then ``stop(timeout)`` (or ``abort()``)."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        client: Any | None = None,
+        clock: Clock | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.stopping = stop_event or threading.Event()
+        self._own_client = client is None
+        self._client = client
+        self.metrics = WorkerMetrics(config.queue_name)
+        self.metrics_server: MetricsServer | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._processes: list[HandlerProcess | None] = []
+        self._threads: list[threading.Thread] = []
+        self._aborted = threading.Event()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("the worker is not started")
+        return self._client
+
+    @property
+    def _release_waiters(self) -> Any:
+        """The embedded engine's way to end long polls at once (None for remote endpoints)."""
+        backend = getattr(getattr(self._client, "service", None), "backend", None)
+        return getattr(backend, "release_waiters", None)
+
+    # -- starting ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Check the queue, warm the handler processes, then start polling.
+
+        Raises ``ConfigurationError`` (with AWS's wording for the visibility rule)
+        or ``HandlerInitError`` before any message is received.
+        """
+        if self._client is None:
+            clock = self.clock if not isinstance(self.clock, SystemClock) else None
+            self._client = LocalClient(
+                open_service(self.config.backend, clock=clock, durability=self.config.durability)
+            )
+        self.wait_seconds = self.config.wait_seconds
+        if self._release_waiters is None:
+            self.wait_seconds = min(self.wait_seconds, REMOTE_WAIT_SECONDS)
+        try:
+            self._inspect_queue()
+            self._processes = self._warm(self.config.concurrency)
+        except BaseException:
+            self._close_client()
+            raise
+        if self.config.heartbeat:
+            self.heartbeat = Heartbeat(self.client, self.queue_url, self.visibility, self.clock)
+            self.heartbeat.start()
+        if self.config.metrics_port is not None:
+            self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port)
+            self.metrics_server.start()
+        for slot in range(self.config.concurrency):
+            thread = threading.Thread(
+                target=self._slot_loop, args=(slot,), name=f"trainmq-slot-{slot}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        log.info(
+            "worker started: queue=%s handler=%s concurrency=%d batch_size=%d",
+            self.config.queue_name,
+            self.config.handler,
+            self.config.concurrency,
+            self.config.batch_size,
+            extra={"queue": self.config.queue_name, "handler": self.config.handler},
+        )
+
+    def _inspect_queue(self) -> None:
+        config = self.config
+        if "/" in config.queue:
+            self.queue_url = config.queue
+        else:
+            self.queue_url = self.client.get_queue_url(QueueName=config.queue)["QueueUrl"]
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["All"]
+        )["Attributes"]
+        self.queue_arn: str = attributes["QueueArn"]
+        self.fifo = attributes.get("FifoQueue") == "true"
+        self.visibility = int(attributes["VisibilityTimeout"])
+        self._check_fifo()
+        self._check_visibility()
+        dlq_url = self._dead_letter_url(attributes.get("RedrivePolicy"))
+        self.settler = Settler(
+            self.client,
+            self.queue_url,
+            self.queue_arn,
+            dlq_url,
+            fifo=self.fifo,
+            backoff=config.backoff,
+            backoff_max=config.backoff_max,
+        )
+
+    def _check_fifo(self) -> None:
+        if self.fifo and self.config.batching_window > 0:
+            raise ConfigurationError("Batching window is not supported for FIFO queues")
+        if self.fifo and self.config.batch_size > 10:
+            raise ConfigurationError("--batch-size must be between 1 and 10 for FIFO queues")
+
+    def _check_visibility(self) -> None:
+        timeout = self.config.timeout
+        shown = int(timeout) if float(timeout).is_integer() else timeout
+        if self.config.long_running and self.config.heartbeat:
+            return  # heartbeats keep a long handler's messages invisible (our extension)
+        if self.visibility < timeout:
+            raise ConfigurationError(
+                f"Queue visibility timeout: {self.visibility} seconds is less than "
+                f"Function timeout: {shown} seconds"
+            )
+        if self.visibility < 6 * timeout:
+            log.warning(
+                "queue visibility timeout %d s is less than six times the function timeout "
+                "(%s s): a retried batch may be redelivered while a slow invocation still runs",
+                self.visibility,
+                shown,
+                extra={"queue": self.config.queue_name},
+            )
+
+    def _dead_letter_url(self, policy_text: str | None) -> str | None:
+        if not policy_text:
+            if not self.config.allow_no_dlq:
+                raise ConfigurationError(
+                    f"queue {self.config.queue_name} has no dead-letter queue (RedrivePolicy): a "
+                    "message that always fails would cycle until its retention ends; give it one "
+                    "(trainmq queue create NAME --dlq NAME-dlq) or pass --no-dlq"
+                )
+            return None
+        target = json.loads(policy_text)["deadLetterTargetArn"].rsplit(":", 1)[1]
+        return str(self.client.get_queue_url(QueueName=target)["QueueUrl"])
+
+    def _spec(self) -> FunctionSpec:
+        region, account = self.queue_arn.split(":")[3:5]
+        name = self.config.name
+        return FunctionSpec(
+            handler=self.config.handler,
+            name=name,
+            arn=f"arn:aws:lambda:{region}:{account}:function:{name}",
+            memory=self.config.memory_limit_in_mb,
+            region=region,
+        )
+
+    def _warm(self, count: int) -> list[HandlerProcess | None]:
+        spec = self._spec()
+        with ThreadPoolExecutor(max_workers=min(count, 8)) as pool:
+            futures = [pool.submit(HandlerProcess, spec) for _ in range(count)]
+            started: list[HandlerProcess | None] = []
+            failure: BaseException | None = None
+            for future in futures:
+                try:
+                    started.append(future.result())
+                except BaseException as exc:
+                    failure = failure or exc
+        if failure is not None:
+            for process in started:
+                if process is not None:
+                    process.close()
+            raise failure
+        return started
+
+    # -- the slot loop -----------------------------------------------------------------------
+    def _slot_loop(self, slot: int) -> None:
+        while not self.stopping.is_set():
+            try:
+                messages = self._collect()
+            except Exception as exc:  # a backend hiccup must not end the worker
+                log.error("receive failed: %s", exc, extra={"queue": self.config.queue_name})
+                self.clock.wait(self.stopping, RETRY_PAUSE)
+                continue
+            if not messages:
+                continue
+            if self.stopping.is_set():
+                self._release(messages)
+                return
+            try:
+                self._handle(slot, messages)
+            except Exception:
+                log.exception("settling a batch failed", extra={"queue": self.config.queue_name})
+                self.clock.wait(self.stopping, RETRY_PAUSE)
+
+    def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
+        response = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=wait,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def _collect(self) -> list[dict[str, Any]]:
+        """One batch: a long poll, then more polls until full or the window closes."""
+        size = self.config.batch_size
+        batch = self._receive(min(10, size), self.wait_seconds)
+        window = self.config.batching_window
+        if not batch or window <= 0:
+            return batch
+        deadline = self.clock.now() + window
+        while len(batch) < size and not self.stopping.is_set():
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                break
+            more = self._receive(min(10, size - len(batch)), min(20, int(remaining)))
+            if not more and remaining < 1:
+                self.clock.wait(self.stopping, min(remaining, 0.05))
+            batch += more
+        return batch
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        self.settler.release([m["ReceiptHandle"] for m in messages])
+        self.metrics.count("released", len(messages))
+        log.info(
+            "released %d unstarted messages",
+            len(messages),
+            extra={"queue": self.config.queue_name, "released": len(messages)},
+        )
+
+    def _handle(self, slot: int, messages: list[dict[str, Any]]) -> None:
+        received_at = self.clock.now()
+        if self.config.parsed_filters:
+            messages = self._filter(messages)
+            if not messages:
+                return
+        records = [sqs_record(m, self.queue_arn) for m in messages]
+        lease = (
+            self.heartbeat.track([m["ReceiptHandle"] for m in messages], received_at)
+            if self.heartbeat
+            else None
+        )
+        started = time.monotonic()
+        try:
+            invocation = self._invoke(slot, records)
+        finally:
+            if self.heartbeat and lease is not None:
+                self.heartbeat.untrack(lease)
+        duration = time.monotonic() - started
+        verdict = judge(
+            invocation,
+            records,
+            report_item_failures=self.config.report_batch_item_failures,
+            fifo=self.fifo,
+        )
+        self._settle(messages, verdict)
+        self._report(records, verdict, duration)
+
+    def _filter(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keep: list[dict[str, Any]] = []
+        drop: list[dict[str, Any]] = []
+        for message in messages:
+            record = sqs_record(message, self.queue_arn)
+            wanted = matches_any(self.config.parsed_filters, record)
+            (keep if wanted else drop).append(message)
+        if drop:
+            self.settler.delete([m["ReceiptHandle"] for m in drop])
+            self.metrics.count("filtered", len(drop))
+        return keep
+
+    def _invoke(self, slot: int, records: list[dict[str, Any]]) -> Invocation:
+        process = self._processes[slot]
+        if process is None or not process.alive:
+            try:
+                process = self._processes[slot] = HandlerProcess(self._spec())
+            except Exception as exc:
+                return Invocation("crash", error=f"cannot start a handler process: {exc}")
+        invocation = process.invoke({"Records": records}, self.config.timeout, str(uuid.uuid4()))
+        if invocation.kind in ("timeout", "crash") or self._aborted.is_set():
+            process.kill()
+            self._processes[slot] = None
+        return invocation
+
+    def _settle(self, messages: list[dict[str, Any]], verdict: Verdict) -> None:
+        by_id = {m["MessageId"]: m for m in messages}
+        refused = self.settler.dead_letter(
+            [by_id[i] for i in verdict.permanent], verdict.permanent
+        )
+        self.settler.delete([by_id[i]["ReceiptHandle"] for i in verdict.succeeded])
+        failed = [by_id[i] for i in [*verdict.failed, *refused]]
+        self.settler.back_off(failed)
+        self.metrics.count("deleted", len(verdict.succeeded))
+        self.metrics.count("dead_lettered", len(verdict.permanent) - len(refused))
+        self.metrics.count("failed", len(failed))
+
+    def _report(self, records: list[dict[str, Any]], verdict: Verdict, duration: float) -> None:
+        self.metrics.batch(verdict.outcome, duration)
+        counts = [int(r["attributes"].get("ApproximateReceiveCount", "0")) for r in records]
+        fields = {
+            "queue": self.config.queue_name,
+            "batch_size": len(records),
+            "duration_ms": round(duration * 1000, 3),
+            "outcome": verdict.outcome,
+            "succeeded": len(verdict.succeeded),
+            "failed": len(verdict.failed),
+            "dead_lettered": len(verdict.permanent),
+            "receive_counts": counts,
+        }
+        level = logging.INFO if verdict.outcome == "success" else logging.WARNING
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        if verdict.error:
+            text += f" error={verdict.error!r}"
+        log.log(level, "batch %s", text, extra=fields)
+
+    # -- stopping ------------------------------------------------------------------------------
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop receiving, finish running batches within ``timeout``, release the rest.
+
+        ``timeout`` defaults to the function timeout plus a few seconds: a running
+        batch cannot take longer than that anyway.
+        """
+        self.stopping.set()
+        deadline = time.monotonic() + (self.config.timeout + 5 if timeout is None else timeout)
+        if self._own_client and self._client is not None:
+            release = self._release_waiters
+            if release is not None:
+                release()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            self.abort()
+            for thread in self._threads:
+                thread.join(5.0)
+        self._shutdown()
+
+    def abort(self) -> None:
+        """Kill every handler process now; their messages return after the visibility timeout."""
+        self._aborted.set()
+        self.stopping.set()
+        for process in list(self._processes):
+            if process is not None:
+                process.signal_kill()
+
+    def _shutdown(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        for index, process in enumerate(self._processes):
+            if process is not None:
+                process.close()
+                self._processes[index] = None
+        self._close_client()
+        log.info("worker stopped", extra={"queue": self.config.queue_name})
+
+    def _close_client(self) -> None:
+        if self._own_client and self._client is not None:
+            self._client.close()
+            self._client = None
