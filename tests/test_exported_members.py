@@ -16,6 +16,11 @@ PUBLIC = {
     "trainmq.queue": ["ACTIONS", "LocalClient", "QueueBackend", "SQSService", "open_service"],
     "trainmq.queue.sqlite": ["SqliteBackend"],
     "trainmq.server": ["Credentials", "SQSApp", "ServerConfig", "load_credentials", "serve"],
+    "trainmq.store": [
+        "BlobExists", "BlobInfo", "BlobNotFound", "BlobStore", "BlobStream", "InvalidKey",
+        "InvalidPointer", "KeyConflict", "LocalStore", "S3Store", "StoreError",
+        "StoreUnavailable", "open_store", "validate_key",
+    ],
 }
 
 

@@ -10,9 +10,12 @@
     │   ├── InvalidParameterValue
     │   └── ...
     ├── PermanentFailure            a handler's verdict: dead-letter this message now
+    ├── StoreError                  the dataset store (trainmq.store.errors: InvalidKey,
+    │                               BlobNotFound, BlobExists, ...)
     ├── StorageError                the database cannot be used
     │   ├── NotATrainmqDatabase     a foreign or corrupt file (left untouched)
-    │   └── SchemaTooNew            written by a newer trainmq
+    │   ├── SchemaTooNew            written by a newer trainmq
+    │   └── BackendUnavailable      a remote SQS endpoint cannot be reached
     └── ConfigurationError          a bad address or option
 
 ``SQSError`` instances look like botocore's ``ClientError`` (``exc.response``),
