@@ -23,7 +23,19 @@ from .. import limits
 from ..attributes import default_attributes, parse_redrive_policy
 from ..model import QueueRecord
 
-__all__ = ["QueueRow", "create", "delete", "load", "purge"]
+__all__ = [
+    "QueueRow",
+    "all_rows",
+    "counts",
+    "create",
+    "delete",
+    "find",
+    "load",
+    "oldest_message_age",
+    "purge",
+    "set_attributes",
+    "set_tags",
+]
 
 _COLUMNS = "id, name, fifo, attributes, tags, created_at, modified_at, purged_at, next_sequence"
 
@@ -105,11 +117,6 @@ def load(conn: sqlite3.Connection, name: str) -> QueueRow:
     if row is None:
         raise QueueDoesNotExist()
     return row
-
-
-def load_by_id(conn: sqlite3.Connection, queue_id: int) -> QueueRow | None:
-    values = conn.execute(f"SELECT {_COLUMNS} FROM queues WHERE id = ?", (queue_id,)).fetchone()
-    return None if values is None else _row(values)
 
 
 def all_rows(conn: sqlite3.Connection, prefix: str | None = None) -> list[QueueRow]:
@@ -224,13 +231,3 @@ def oldest_message_age(conn: sqlite3.Connection, row: QueueRow, now_ms: int) -> 
     ).fetchone()[0]
     return None if oldest is None else (now_ms - int(oldest)) / 1000
 
-
-__all__ += [
-    "all_rows",
-    "counts",
-    "find",
-    "load_by_id",
-    "oldest_message_age",
-    "set_attributes",
-    "set_tags",
-]
