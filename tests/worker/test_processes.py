@@ -66,6 +66,21 @@ def test_heartbeats_keep_a_long_handler_from_being_redelivered(env: Env) -> None
     assert [(e["id"], e["receives"]) for e in entries] == [(message_id, 1)]
 
 
+def test_heartbeats_cover_messages_held_while_a_batching_window_fills(env: Env) -> None:
+    # The window (5 s) is longer than the visibility timeout (2 s): without heartbeats
+    # from the moment of receipt, the held message would become visible again and be
+    # received a second time into the same batch.
+    with env.client() as sqs:
+        url = make_queue(sqs, "window", visibility=2)
+        [message_id] = send(sqs, url, [{"n": 0}])
+        env.start(
+            "scripted", "window", "--timeout", "1", "--batch-size", "100",
+            "--batching-window", "5",
+        )
+        wait_for(lambda: counts(sqs, url) == (0, 0), timeout=20, what="the queue to empty")
+    assert [(e["id"], e["receives"]) for e in env.log.entries()] == [(message_id, 1)]
+
+
 def test_without_heartbeats_a_long_handler_is_redelivered(env: Env) -> None:
     with env.client() as sqs:
         url = make_queue(sqs, "lease", visibility=1)

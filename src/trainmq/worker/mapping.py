@@ -212,22 +212,31 @@ class Worker:
     # -- the slot loop -----------------------------------------------------------------------
     def _slot_loop(self, slot: int) -> None:
         while not self.stopping.is_set():
+            leases: list[int] = []
             try:
-                messages = self._collect()
+                messages = self._collect(leases)
             except Exception as exc:  # a backend hiccup must not end the worker
+                self._untrack(leases)
                 log.error("receive failed: %s", exc, extra={"queue": self.config.queue_name})
                 self.clock.wait(self.stopping, RETRY_PAUSE)
                 continue
             if not messages:
                 continue
             if self.stopping.is_set():
+                self._untrack(leases)
                 self._release(messages)
                 return
             try:
-                self._handle(slot, messages)
+                self._handle(slot, messages, leases)
             except Exception:
                 log.exception("settling a batch failed", extra={"queue": self.config.queue_name})
                 self.clock.wait(self.stopping, RETRY_PAUSE)
+
+    def _untrack(self, leases: list[int]) -> None:
+        if self.heartbeat is not None:
+            for lease in leases:
+                self.heartbeat.untrack(lease)
+        leases.clear()
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         response = self.client.receive_message(
@@ -239,10 +248,22 @@ class Worker:
         )
         return list(response.get("Messages", []))
 
-    def _collect(self) -> list[dict[str, Any]]:
+    def _received(self, count: int, wait: int, leases: list[int]) -> list[dict[str, Any]]:
+        """Receive, and heartbeat what arrived from the moment it arrived (so messages
+        held while a batching window fills stay hidden, and the 12-hour cap counts
+        from a time no later than the real receipt)."""
+        received_at = self.clock.now()
+        messages = self._receive(count, wait)
+        if messages and self.heartbeat is not None:
+            leases.append(
+                self.heartbeat.track([m["ReceiptHandle"] for m in messages], received_at)
+            )
+        return messages
+
+    def _collect(self, leases: list[int]) -> list[dict[str, Any]]:
         """One batch: a long poll, then more polls until full or the window closes."""
         size = self.config.batch_size
-        batch = self._receive(min(10, size), self.wait_seconds)
+        batch = self._received(min(10, size), self.wait_seconds, leases)
         window = self.config.batching_window
         if not batch or window <= 0:
             return batch
@@ -251,7 +272,7 @@ class Worker:
             remaining = deadline - self.clock.now()
             if remaining <= 0:
                 break
-            more = self._receive(min(10, size - len(batch)), min(20, int(remaining)))
+            more = self._received(min(10, size - len(batch)), min(20, int(remaining)), leases)
             if not more and remaining < 1:
                 self.clock.wait(self.stopping, min(remaining, 0.05))
             batch += more
@@ -266,24 +287,17 @@ class Worker:
             extra={"queue": self.config.queue_name, "released": len(messages)},
         )
 
-    def _handle(self, slot: int, messages: list[dict[str, Any]]) -> None:
-        received_at = self.clock.now()
-        if self.config.parsed_filters:
-            messages = self._filter(messages)
-            if not messages:
-                return
-        records = [sqs_record(m, self.queue_arn) for m in messages]
-        lease = (
-            self.heartbeat.track([m["ReceiptHandle"] for m in messages], received_at)
-            if self.heartbeat
-            else None
-        )
-        started = time.monotonic()
+    def _handle(self, slot: int, messages: list[dict[str, Any]], leases: list[int]) -> None:
         try:
+            if self.config.parsed_filters:
+                messages = self._filter(messages)
+                if not messages:
+                    return
+            records = [sqs_record(m, self.queue_arn) for m in messages]
+            started = time.monotonic()
             invocation = self._invoke(slot, records)
         finally:
-            if self.heartbeat and lease is not None:
-                self.heartbeat.untrack(lease)
+            self._untrack(leases)
         duration = time.monotonic() - started
         verdict = judge(
             invocation,
