@@ -16,6 +16,10 @@ PUBLIC = {
     "trainmq.queue": ["ACTIONS", "LocalClient", "QueueBackend", "SQSService", "open_service"],
     "trainmq.queue.sqlite": ["SqliteBackend"],
     "trainmq.server": ["Credentials", "SQSApp", "ServerConfig", "load_credentials", "serve"],
+    "trainmq.training": [
+        "SCHEMA_VERSION", "DatasetRef", "EvaluateRequest", "ModelConfig", "OptimizerConfig",
+        "PrepareRequest", "Resources", "TrainRequest", "TrainingEvent", "parse_message",
+    ],
     "trainmq.store": [
         "BlobExists", "BlobInfo", "BlobNotFound", "BlobStore", "BlobStream", "InvalidKey",
         "InvalidPointer", "KeyConflict", "LocalStore", "S3Store", "StoreError",
