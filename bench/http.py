@@ -36,6 +36,7 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
+from disk import file_system_type, fsync_rate  # noqa: E402
 from http_boto3 import BotoPool, Job, Outcome  # noqa: E402
 from http_lean import (  # noqa: E402
     LoadResult,
@@ -54,8 +55,6 @@ from http_servers import (  # noqa: E402
     CpuMeter,
     Server,
     cpu_share,
-    file_system_type,
-    fsync_rate,
     start_moto,
     start_trainmq,
 )
