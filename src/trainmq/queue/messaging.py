@@ -149,21 +149,23 @@ class MessagingActions:
         name = self.name_from_url(params)
         entries = check_batch_ids(require(params, "Entries"), "SendMessageBatchRequestEntry")
         queue = self.cached_queue(name)
-        total = sum(
-            message_size(str(e.get("MessageBody") or ""), _safe_attributes(e)) for e in entries
-        )
-        if total > limits.MAX_BATCH_BYTES:
+        failed: list[Response] = []
+        ready: list[tuple[str, NewMessage]] = []
+        total = 0
+        for entry in entries:
+            try:
+                message = self._new_message(entry, queue)
+            except SQSError as exc:
+                failed.append(_failure(entry["Id"], exc))
+                total += len(str(entry.get("MessageBody") or "").encode("utf-8"))
+                continue
+            ready.append((entry["Id"], message))
+            total += message_size(message.body, message.message_attributes)
+        if total > limits.MAX_BATCH_BYTES:  # the whole request is refused, entries or not
             raise BatchRequestTooLong(
                 f"Batch requests cannot be longer than {limits.MAX_BATCH_BYTES} bytes. "
                 f"You have sent {total} bytes."
             )
-        failed: list[Response] = []
-        ready: list[tuple[str, NewMessage]] = []
-        for entry in entries:
-            try:
-                ready.append((entry["Id"], self._new_message(entry, queue)))
-            except SQSError as exc:
-                failed.append(_failure(entry["Id"], exc))
         successful: list[Response] = []
         if ready:
             results = self.backend.send_messages(name, [m for _, m in ready])
@@ -291,13 +293,6 @@ class MessagingActions:
                 else:
                     failed.append(_failure(entry_id, error))
         return {"Successful": successful, "Failed": failed}
-
-
-def _safe_attributes(entry: Params) -> dict[str, MessageAttributeValue]:
-    try:
-        return message_attributes(entry.get("MessageAttributes"))
-    except SQSError:
-        return {}
 
 
 def _failure(entry_id: str, error: SQSError) -> Response:
