@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ...clock import Clock, SystemClock
-from ...errors import ConfigurationError, SQSError
+from ...errors import ConfigurationError, SQSError, StorageError
 from .. import policy
 from ..model import MoveTask, NewMessage, QueueRecord, ReceivedMessage, ReceiveRequest, SendResult
 from . import messages, moves, queues, schema
@@ -108,7 +108,18 @@ class SqliteBackend:
         return self._committer.submit(lambda conn: fn(conn, self._now_ms()), durable=durable)
 
     def _read(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
-        return self._committer.submit(lambda conn: fn(conn, self._now_ms()), durable=False)
+        """A read on its own connection, in one snapshot: in WAL mode it neither waits for
+        nor blocks writers (counting a million messages must not stall every send)."""
+        with self._watch_lock:
+            conn = self._watcher
+            try:
+                conn.execute("BEGIN")
+                try:
+                    return fn(conn, self._now_ms())
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"queue database error: {exc}") from exc
 
     def arn(self, name: str) -> str:
         return f"arn:aws:sqs:{self.region}:{self.account_id}:{name}"
