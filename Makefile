@@ -6,13 +6,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DB := .trainmq/demo/queues.db
+TORCH_VERSION := 2.13.0
 
 .PHONY: venv demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,server,bench]'
+	# Exactly this torch: a looser range would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q 'torch==$(TORCH_VERSION)'
+	$(BIN)/python -m pip install -q -e '.[dev,server,bench,train,deploy]' 'torch==$(TORCH_VERSION)'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -141,9 +141,15 @@ class TrainingEvent(_Message):
 
     kind: Literal["event"] = "event"
     run_id: Identifier
-    event: Literal["started", "resumed", "progress", "checkpoint", "completed", "failed"]
+    event: Literal[
+        "started", "resumed", "attached", "progress", "checkpoint", "completed", "evaluated",
+        "failed",
+    ]
     attempt: int = Field(1, ge=1)
+    at: float | None = Field(None, description="Unix time the event happened")
     step: int = Field(0, ge=0)
+    total_steps: int | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0, description="tokens trained on so far")
     train_loss: float | None = None
     val_loss: float | None = None
     checkpoint_uri: Uri | None = None
