@@ -50,7 +50,8 @@ def test_a_train_request_round_trips_through_json() -> None:
 
 def test_every_kind_is_recognised() -> None:
     prepare = PrepareRequest(
-        dataset_id="docs", input_uri="file:///in/a.txt", output_prefix="file:///out/docs",
+        dataset_id="docs", source_uri="file:///in/source.json", source_sha256=SHA,
+        input_uri="file:///in/a.txt", output_prefix="file:///out/docs",
         idempotency_key="docs/a.txt",
     )
     evaluate = EvaluateRequest(

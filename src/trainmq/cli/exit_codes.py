@@ -17,4 +17,5 @@ class ExitCode(IntEnum):
     CONFIGURATION_ERROR = 6
     NO_MESSAGES = 7
     HANDLER_ERROR = 8
+    TIMEOUT = 9
     INTERRUPTED = 130

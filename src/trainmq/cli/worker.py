@@ -65,6 +65,18 @@ def worker_command(
     function_name: Annotated[
         str | None, typer.Option(help="Function name in the context (default trainmq-QUEUE).")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRAINMQ_STORE",
+            help="Store of claim-check payloads (large messages): a path, file:// or s3:// "
+            "address (default ./.trainmq/store).",
+        ),
+    ] = None,
+    keep_payloads: Annotated[
+        bool,
+        typer.Option("--keep-payloads", help="Keep claim-check payloads after their message."),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Logging level of the worker.")] = "info",
     db: DbOption = None,
     backend: BackendOption = None,
@@ -98,6 +110,8 @@ def worker_command(
                 backoff_max=backoff_max,
                 metrics_port=metrics_port,
                 function_name=function_name,
+                store=store,
+                delete_payloads=not keep_payloads,
             )
             run(config)
         except ConfigurationError as exc:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +159,7 @@ class ClaimCheckClient:
     def __init__(
         self,
         sqs: Any,
-        store: BlobStore,
+        store: BlobStore | Callable[[], BlobStore],
         *,
         threshold: int = DEFAULT_THRESHOLD,
         always_through_store: bool = False,
@@ -168,14 +168,23 @@ class ClaimCheckClient:
         legacy: bool = False,
     ) -> None:
         self.sqs = sqs
-        self.store = store
+        self._store = store
         self.threshold = threshold
         self.always_through_store = always_through_store
         self.delete_payloads = delete_payloads
         self.key_prefix = key_prefix
         self.legacy = legacy
 
+    @property
+    def store(self) -> BlobStore:
+        """The store (a factory given instead is called once, on first use)."""
+        if not hasattr(self._store, "put"):
+            self._store = self._store()
+        return self._store  # type: ignore[return-value]
+
     def __getattr__(self, name: str) -> Any:
+        if name in ("sqs", "_store"):
+            raise AttributeError(name)
         return getattr(self.sqs, name)
 
     # -- sending ---------------------------------------------------------------------------

@@ -82,10 +82,10 @@ class OptimizerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Literal["adamw", "sgd"] = "adamw"
-    learning_rate: float = Field(3e-4, gt=0, le=10)
+    learning_rate: float = Field(1e-3, gt=0, le=10)
     weight_decay: float = Field(0.0, ge=0, le=1)
     batch_size: int = Field(16, ge=1, le=65536)
-    steps: int = Field(200, ge=1, le=10_000_000)
+    steps: int = Field(600, ge=1, le=10_000_000)
     seed: int = Field(0, ge=0)
 
 
@@ -101,11 +101,14 @@ class PrepareRequest(_Message):
 
     kind: Literal["prepare"] = "prepare"
     dataset_id: Identifier
-    input_uri: Uri
+    source_uri: Uri = Field(description="the dataset's source: its input files by sha256")
+    source_sha256: Sha256
+    input_uri: Uri = Field(description="the input file this message tokenizes")
     input_sha256: Sha256 | None = None
     output_prefix: Uri
     vocab_size: int = Field(1024, ge=256, le=1 << 20)
     shard_tokens: int = Field(65536, ge=1024)
+    val_fraction: float = Field(0.05, ge=0, lt=1)
     idempotency_key: Identifier
 
 

@@ -211,10 +211,16 @@ class RunRegistry:
         return data
 
     # -- events --------------------------------------------------------------------------
-    def record_event(self, idempotency_key: str, seq: int, event: TrainingEvent) -> None:
-        """Keep ``event`` (number ``seq`` of its attempt); rewriting the same one is harmless."""
-        key = f"{self._dir(idempotency_key)}/events/{event.attempt:06d}-{seq:08d}.json"
-        self.store.put(key, event.to_json().encode())
+    def record_event(
+        self, idempotency_key: str, seq: int, event: TrainingEvent, writer: str = ""
+    ) -> None:
+        """Keep ``event``, number ``seq`` of its attempt; rewriting the same one is harmless.
+
+        The attempt's holder writes without ``writer``; anyone else (a duplicate
+        that attached) names itself, so the numbers never collide.
+        """
+        name = f"{event.attempt:06d}-{seq:08d}" + (f"-{writer}" if writer else "")
+        self.store.put(f"{self._dir(idempotency_key)}/events/{name}.json", event.to_json().encode())
 
     def events(self, idempotency_key: str) -> list[TrainingEvent]:
         """The run's events, attempt by attempt, in the order they were recorded."""

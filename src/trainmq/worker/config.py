@@ -34,7 +34,10 @@ class WorkerConfig:
     """What ``trainmq worker`` was asked to do; ``validate()`` runs on construction.
 
     ``backend`` is any queue address (``sqlite:///path``, a path, ``http://host:port``,
-    ``sqs://REGION``); ``None`` means the default embedded database.
+    ``sqs://REGION``); ``None`` means the default embedded database.  ``store`` is
+    where claim-check payloads of large messages live (default ``./.trainmq/store``,
+    opened only when a message points there); ``delete_payloads`` deletes a
+    payload once its message is deleted.
     """
 
     handler: str
@@ -56,6 +59,8 @@ class WorkerConfig:
     memory_limit_in_mb: int = 128
     wait_seconds: int = MAX_WAIT_SECONDS
     durability: str = "full"
+    store: str | None = None
+    delete_payloads: bool = True
     parsed_filters: tuple[dict[str, Any], ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..errors import ConfigurationError
 from ..queue import LocalClient, open_service
+from ..store import BlobNotFound, InvalidPointer, StoreError, open_store
+from ..store.claimcheck import ClaimCheckClient
 from .config import WorkerConfig
 from .event import sqs_record
 from .filters import matches_any
@@ -37,6 +39,9 @@ __all__ = ["Worker"]
 log = logging.getLogger("trainmq.worker")
 
 RETRY_PAUSE = 1.0
+#: Marks a received message whose claim-check payload could not be fetched.
+_UNRESOLVED = "trainmq.unresolved"
+_UNAVAILABLE = "trainmq.unavailable"
 #: Long polls of a remote endpoint cannot be cut short at shutdown, so they are kept short.
 REMOTE_WAIT_SECONDS = 2
 
@@ -88,6 +93,15 @@ class Worker:
             self._client = LocalClient(
                 open_service(self.config.backend, clock=clock, durability=self.config.durability)
             )
+        # Large bodies arrive as Extended Client pointers: resolve them before the handler
+        # sees them, and delete a payload once its message is deleted (receipt handles
+        # carry the pointer, as the extended clients do).
+        address = self.config.store
+        self._client = ClaimCheckClient(
+            self._client,
+            lambda: open_store(address),
+            delete_payloads=self.config.delete_payloads,
+        )
         self.wait_seconds = self.config.wait_seconds
         if self._release_waiters is None:
             self.wait_seconds = min(self.wait_seconds, REMOTE_WAIT_SECONDS)
@@ -239,14 +253,24 @@ class Worker:
         leases.clear()
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
-        response = self.client.receive_message(
+        claimcheck: ClaimCheckClient = self.client
+        response = claimcheck.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=count,
             WaitTimeSeconds=wait,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        return list(response.get("Messages", []))
+        messages = list(response.get("Messages", []))
+        for message in messages:
+            try:
+                claimcheck.resolve(message)
+            except (BlobNotFound, InvalidPointer) as exc:  # the payload can never be had
+                message[_UNRESOLVED] = f"the message's claim-check payload cannot be read: {exc}"
+            except StoreError as exc:  # the store is unreachable now: retry later
+                log.warning("claim-check payload of %s unavailable: %s", message["MessageId"], exc)
+                message[_UNAVAILABLE] = True
+        return messages
 
     def _received(self, count: int, wait: int, leases: list[int]) -> list[dict[str, Any]]:
         """Receive, and heartbeat what arrived from the moment it arrived (so messages
@@ -288,6 +312,20 @@ class Worker:
         )
 
     def _handle(self, slot: int, messages: list[dict[str, Any]], leases: list[int]) -> None:
+        unresolved = [m for m in messages if _UNRESOLVED in m]
+        unavailable = [m for m in messages if m.pop(_UNAVAILABLE, False)]
+        if unresolved or unavailable:
+            reasons = {m["MessageId"]: m.pop(_UNRESOLVED) for m in unresolved}
+            refused = set(self.settler.dead_letter(unresolved, reasons))
+            retry = [*unavailable, *(m for m in unresolved if m["MessageId"] in refused)]
+            self.settler.back_off(retry)
+            self.metrics.count("dead_lettered", len(unresolved) - len(refused))
+            self.metrics.count("failed", len(unavailable) + len(refused))
+            skipped = {m["MessageId"] for m in [*unresolved, *unavailable]}
+            messages = [m for m in messages if m["MessageId"] not in skipped]
+            if not messages:
+                self._untrack(leases)
+                return
         try:
             if self.config.parsed_filters:
                 messages = self._filter(messages)

@@ -1,0 +1,271 @@
+"""Training one run: exact to resume, durable every ``checkpoint_every`` steps.
+
+Everything a step depends on is either in the checkpoint (weights, optimizer
+state, RNG states, step) or a pure function of the step: the batch of step
+``s`` is drawn by a generator seeded with ``(seed, s)`` and the learning rate
+is a schedule of ``s``.  So a run killed at any point and resumed from its
+newest complete checkpoint computes exactly the steps it would have computed,
+and ends with bit-identical weights (on the same device and thread count).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import PermanentFailure
+from ..store import BlobStore
+from .checkpoints import CheckpointStore
+from .dataset import Manifest, load_split, read_manifest
+from .locations import key_of, uri_of
+from .messages import TrainRequest
+from .model import GPT, weights_sha256
+
+__all__ = ["OutOfTime", "TrainResult", "Trainer", "pick_device"]
+
+EVAL_BATCHES = 4
+SAMPLER = "random-offsets/1"
+
+
+class OutOfTime(Exception):
+    """The invocation's time is nearly up: a checkpoint was written, resume later."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"stopped at step {step} to resume later (checkpoint written)")
+        self.step = step
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    steps: int
+    weights_sha256: str
+    train_loss: float
+    val_loss: float
+    tokens: int
+    resumed_from: int | None
+    checkpoints: list[str] = field(default_factory=list)
+    output_uri: str = ""
+    seconds: float = 0.0
+    durability_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PermanentFailure("the request asks for device 'cuda', and this worker has none")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def learning_rate(step: int, total: int, peak: float) -> float:
+    """Linear warm-up over the first 5% of steps, then cosine decay to a tenth of ``peak``."""
+    warmup = max(1, total // 20)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+#: ``emit(event, **fields)``: publish a TrainingEvent of this attempt.
+Emit = Callable[..., None]
+
+
+class Trainer:
+    """Trains ``request`` in ``store``; ``run()`` resumes from the newest checkpoint."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        request: TrainRequest,
+        *,
+        emit: Emit | None = None,
+        beat: Callable[[], None] | None = None,
+        remaining: Callable[[], float] | None = None,
+        log_every: int | None = None,
+    ) -> None:
+        self.store = store
+        self.request = request
+        self.emit: Emit = emit or (lambda event, **fields: None)
+        self.beat = beat or (lambda: None)
+        self.remaining = remaining
+        self.log_every = log_every or max(1, min(10, request.checkpoint_every // 5 or 1))
+        self.checkpoints = CheckpointStore(
+            store, key_of(store, request.checkpoint_uri, "checkpoint")
+        )
+        self.durability_seconds = 0.0
+
+    # -- data -----------------------------------------------------------------------------
+    def _load_data(self) -> tuple[Manifest, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        manifest = read_manifest(self.store, self.request.dataset)
+        train = load_split(self.store, manifest, "train")
+        val = load_split(self.store, manifest, "val")
+        context = self.request.model.context
+        for split, tokens in (("train", train), ("val", val)):
+            if len(tokens) <= context + 1:
+                raise PermanentFailure(
+                    f"the dataset's {split} split has {len(tokens)} tokens, fewer than the "
+                    f"model's context ({context}) + 1"
+                )
+        if int(train.max()) >= manifest.vocab_size or int(val.max()) >= manifest.vocab_size:
+            raise PermanentFailure("the dataset holds token ids outside its vocabulary")
+        return manifest, train, val
+
+    def _batch(
+        self, tokens: np.ndarray[Any, Any], seed: list[int], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        context = self.request.model.context
+        rng = np.random.default_rng(seed)
+        starts = rng.integers(0, len(tokens) - context - 1, size=self.request.optimizer.batch_size)
+        rows = np.stack([tokens[s : s + context + 1] for s in starts])
+        batch = torch.from_numpy(rows).to(device)
+        return batch[:, :-1], batch[:, 1:]
+
+    @torch.no_grad()
+    def validation_loss(self, model: GPT, val: np.ndarray[Any, Any], device: torch.device) -> float:
+        model.eval()
+        seed = self.request.optimizer.seed
+        losses = [
+            float(model.loss(*self._batch(val, [seed, 1 << 40, i], device)))
+            for i in range(EVAL_BATCHES)
+        ]
+        model.train()
+        return sum(losses) / len(losses)
+
+    # -- the run --------------------------------------------------------------------------
+    def _optimizer(self, model: GPT) -> torch.optim.Optimizer:
+        opt = self.request.optimizer
+        if opt.name == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=opt.learning_rate, momentum=0.9)
+        return torch.optim.AdamW(
+            model.parameters(), lr=opt.learning_rate, weight_decay=opt.weight_decay
+        )
+
+    def _state(self, model: GPT, optimizer: torch.optim.Optimizer, step: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "data_position": {
+                "sampler": SAMPLER,
+                "seed": self.request.optimizer.seed,
+                "step": step,
+            },
+            "run_id": self.request.run_id,
+            "model_config": self.request.model.model_dump(),
+        }
+
+    def _checkpoint(
+        self, model: GPT, optimizer: torch.optim.Optimizer, step: int, val_loss: float | None
+    ) -> str:
+        started = time.perf_counter()
+        directory = self.checkpoints.save(step, self._state(model, optimizer, step))
+        uri = uri_of(self.store, directory)
+        self.emit("checkpoint", step=step, val_loss=val_loss, checkpoint_uri=uri)
+        self.durability_seconds += time.perf_counter() - started
+        return uri
+
+    def run(self) -> TrainResult:
+        request = self.request
+        opt = request.optimizer
+        started = time.perf_counter()
+        if request.resources.threads:
+            torch.set_num_threads(request.resources.threads)
+        device = pick_device(request.resources.device)
+        manifest, train, val = self._load_data()
+
+        torch.manual_seed(opt.seed)
+        model = GPT(request.model, manifest.vocab_size).to(device)
+        optimizer = self._optimizer(model)
+        step = 0
+        resumed_from: int | None = None
+        loaded = self.checkpoints.newest(map_location=device)
+        if loaded is not None:
+            state = loaded.state
+            if state.get("data_position", {}).get("sampler") != SAMPLER:
+                raise PermanentFailure(
+                    f"the checkpoint {loaded.key} was written by another sampler"
+                )
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            step = resumed_from = int(state["step"])
+            self.emit("resumed", step=step, message=f"resumed from the checkpoint of step {step}")
+        else:
+            self.emit("started", step=0)
+
+        checkpoints = [
+            uri_of(self.store, self.checkpoints.directory(s))
+            for s in self.checkpoints.complete_steps()
+        ]
+        tokens_per_step = opt.batch_size * request.model.context
+        window: list[float] = []
+        train_loss = float("nan")
+        step_seconds = 0.0
+        model.train()
+        while step < opt.steps:
+            step_started = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, opt.steps, opt.learning_rate)
+            inputs, targets = self._batch(train, [opt.seed, step], device)
+            loss = model.loss(inputs, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            window.append(loss.item())
+            step_seconds = time.perf_counter() - step_started
+
+            durable_started = time.perf_counter()
+            self.beat()
+            if step % self.log_every == 0 or step == opt.steps:
+                train_loss = sum(window) / len(window)
+                window.clear()
+                self.emit(
+                    "progress",
+                    step=step,
+                    train_loss=train_loss,
+                    tokens=step * tokens_per_step,
+                    total_steps=opt.steps,
+                )
+            self.durability_seconds += time.perf_counter() - durable_started
+            if step % request.checkpoint_every == 0 and step < opt.steps:
+                val_loss = self.validation_loss(model, val, device)
+                checkpoints.append(self._checkpoint(model, optimizer, step, val_loss))
+            elif self.remaining is not None and self.remaining() < 3 * step_seconds + 10:
+                checkpoints.append(self._checkpoint(model, optimizer, step, None))
+                raise OutOfTime(step)
+
+        val_loss = self.validation_loss(model, val, device)
+        if not checkpoints or not checkpoints[-1].endswith(f"step-{step:08d}"):
+            checkpoints.append(self._checkpoint(model, optimizer, step, val_loss))
+        digest = weights_sha256(model)
+        output = key_of(self.store, request.output_uri, "output").rstrip("/")
+        buffer = io.BytesIO()
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
+        self.store.put(f"{output}/model.pt", buffer.getvalue())
+        return TrainResult(
+            run_id=request.run_id,
+            steps=step,
+            weights_sha256=digest,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            tokens=step * tokens_per_step,
+            resumed_from=resumed_from,
+            checkpoints=checkpoints,
+            output_uri=uri_of(self.store, output),
+            seconds=time.perf_counter() - started,
+            durability_seconds=self.durability_seconds,
+        )
