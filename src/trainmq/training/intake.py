@@ -56,7 +56,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import ConfigurationError, PermanentFailure
+from ..errors import ConfigurationError, PermanentFailure, TrainmqError
 from ..store import BlobExists, BlobStore, open_store
 from ..worker.settle import DEAD_LETTER_REASON, SOURCE_QUEUE
 from .messages import EvaluateRequest, PrepareRequest, TrainRequest, parse_message
@@ -92,7 +92,7 @@ _MAX_REASON = 1024  # characters of a dead-letter reason kept in the attribute
 _FIFO_ID = re.compile(r"[!-~]{1,128}")
 
 
-class NotDeadLettered(Exception):
+class NotDeadLettered(TrainmqError):
     """A permanent failure with nowhere to go: the record is reported as failed."""
 
 
