@@ -396,6 +396,7 @@ def queue_stats(client: LocalClient) -> list[tuple[object, ...]]:
 
 # The long-running commands live in their own modules; importing them registers them.
 from . import demo as _demo  # noqa: E402,F401
+from . import package as _package  # noqa: E402,F401
 from . import serve as _serve  # noqa: E402,F401
 from . import worker as _worker  # noqa: E402,F401
 

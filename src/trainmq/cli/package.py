@@ -1,0 +1,68 @@
+"""``trainmq package lambda``: the AWS Lambda deployment zip of the intake stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigurationError
+from .exit_codes import ExitCode
+from .main import CliFailure, _run, app, out
+
+package_app = typer.Typer(help="Build deployment artifacts.", no_args_is_help=True)
+app.add_typer(package_app, name="package")
+
+
+@package_app.command("lambda")
+def package_lambda(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip file to write.")] = Path(
+        "dist/trainmq-lambda.zip"
+    ),
+    runtime: Annotated[
+        str, typer.Option(help="The Lambda runtime the zip is for (python3.11 or newer).")
+    ] = "python3.12",
+    architecture: Annotated[
+        str, typer.Option(help="The Lambda architecture: x86_64 or arm64.")
+    ] = "x86_64",
+    wheels: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of wheels for compiled dependencies whose installed build does not "
+            "fit the runtime (the error says which command fills it).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Build the deployment zip from the installed trainmq and what its intake stage imports.
+
+    The same installed packages always give the same bytes.  The training extras
+    (torch, numpy, tokenizers, matplotlib) are not in it: those stages run on
+    `trainmq worker` hosts.
+    """
+
+    def body() -> None:
+        try:
+            from ..deploy.lambda_zip import build
+        except ImportError as exc:
+            raise CliFailure(
+                f"packaging needs the deploy extra (pip install 'trainmq[deploy]'): {exc}",
+                ExitCode.CONFIGURATION_ERROR,
+            ) from exc
+        try:
+            report = build(output, runtime=runtime, architecture=architecture, wheels=wheels)
+        except ConfigurationError as exc:
+            raise CliFailure(str(exc), ExitCode.CONFIGURATION_ERROR) from exc
+        except OSError as exc:
+            raise CliFailure(f"cannot write {output}: {exc}", ExitCode.FAILURE) from exc
+        out.print(
+            f"wrote {report.path} for {runtime} {architecture}: {report.size / 1e6:.1f} MB, "
+            f"{report.entries} files, sha256 {report.sha256}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for source in report.sources:
+            out.print(f"  {source.name} {source.version} ({source.origin})", highlight=False)
+
+    _run(body)

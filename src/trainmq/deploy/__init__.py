@@ -1,0 +1,6 @@
+"""Deploying trainmq to AWS: the Lambda deployment zip.
+
+The Pulumi program that provisions the queues, bucket and function lives in
+``deploy/aws/`` at the top of the repository, outside the package, so that
+``import trainmq`` never imports Pulumi.
+"""
