@@ -173,7 +173,7 @@ def seed_run(
             resumed_from_step=resume_from,
         )
         record("resumed", 2, resume_from, message=f"resumed from checkpoint step {resume_from}")
-        train(2, resume_from, reached)
+        train(2, resume_from + 10, reached)
         registry.beat(key, 2, now if not finished else start + reached * per_step + offset)
     if finished:
         attempt = 1 if killed_at is None else 2

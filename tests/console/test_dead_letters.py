@@ -34,10 +34,10 @@ def test_dead_letter_page_shows_reasons_and_origins(console: Setup) -> None:
     )
     lines = sorted(_dead_ids(page.text).values())
     assert lines == [
-        "Dead-lettered from train-requests: received more than maxReceiveCount times",
-        "Dead-lettered from train-requests: received more than maxReceiveCount times",
-        "Dead-lettered from train-requests: schema_version 7 is not supported (this trainmq "
-        "reads 1)",
+        "Dead-letter reason: received more than maxReceiveCount times (from train-requests)",
+        "Dead-letter reason: received more than maxReceiveCount times (from train-requests)",
+        "Dead-letter reason: schema_version 7 is not supported (this trainmq reads 1) "
+        "(from train-requests)",
     ]
     assert "No redrive has run on this queue." in page.text
 

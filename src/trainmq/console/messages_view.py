@@ -93,9 +93,10 @@ def message_article(
     dead = Markup("")
     if reason or origin:
         dead = render(
-            '<p class="dead">Dead-lettered{origin}: <strong class="reason">{reason}</strong></p>',
-            origin=render(" from {o}", o=origin) if origin else "",
-            reason=reason or "no reason recorded",
+            '<p class="dead">Dead-letter reason: <strong class="reason">{reason}</strong>'
+            "{origin}</p>",
+            origin=render(" (from {o})", o=origin) if origin else "",
+            reason=reason or "none recorded",
         )
     select = Markup("")
     if select_form is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from ..store import BlobStore
 from ..training.runs import RunRegistry
 from .context import Context, Route
 from .format import number
@@ -13,7 +14,7 @@ from .layout import page
 from .markup import Markup, join, render, time_tag
 from .runinfo import RunView, find_run, run_view
 from .security import VIEW_RUNS
-from .store_view import report_json, store_link
+from .store_view import report_json, store_label, store_link
 from .svg import loss_chart
 
 __all__ = ["ROUTES"]
@@ -126,18 +127,19 @@ def _timeline(view: RunView) -> Markup:
     return render('<ol class="timeline">{items}</ol>', items=join(items))
 
 
-def _checkpoints(view: RunView) -> Markup:
+def _checkpoints(view: RunView, store: BlobStore | None) -> Markup:
     if not view.checkpoints:
         return Markup('<p class="empty">No checkpoint yet.</p>')
     rows = [
         render(
             '<tr><td class="num">{step}</td><td>{attempt}</td><td>{at}</td>'
-            '<td><a href="{href}">{uri}</a></td></tr>',
+            '<td><a href="{href}" title="{uri}">{label}</a></td></tr>',
             step=f"{event.step:,}",
             attempt=event.attempt,
             at=time_tag(event.at),
             href=store_link(event.checkpoint_uri or ""),
             uri=event.checkpoint_uri,
+            label=store_label(store, event.checkpoint_uri or ""),
         )
         for event in reversed(view.checkpoints)
     ]
@@ -251,7 +253,7 @@ def run_page(context: Context, run_hash: str) -> Response:
         chart=_chart(view),
         timeline=_timeline(view),
         evaluation=_evaluation(context, view),
-        checkpoints=_checkpoints(view),
+        checkpoints=_checkpoints(view, context.store),
         request=json.dumps(view.request, indent=2),
     )
     return page(context.page, f"Run {record.run_id}", body)

@@ -20,7 +20,7 @@ from .markup import Markup, join, render
 from .messages_view import pretty_body
 from .security import VIEW_RUNS
 
-__all__ = ["ROUTES", "key_of_uri", "store_link"]
+__all__ = ["ROUTES", "key_of_uri", "report_json", "store_label", "store_link"]
 
 #: A JSON blob up to this size is shown in the page (a report); larger ones only download.
 SHOW_BYTES = 1024 * 1024
@@ -38,6 +38,16 @@ def key_of_uri(store: BlobStore, uri: str) -> str:
         return validate_key(unquote(uri[len(base) :]).strip("/"))
     except InvalidKey as exc:
         raise ConsoleError(403, "Outside the store", f"{uri} names no valid key: {exc}") from None
+
+
+def store_label(store: BlobStore | None, uri: str) -> str:
+    """``uri`` as a key of the store when it is inside it (shorter to read), else as it is."""
+    if store is None:
+        return uri
+    try:
+        return key_of_uri(store, uri)
+    except ConsoleError:
+        return uri
 
 
 def store_link(uri: str, download: bool = False) -> str:
