@@ -16,11 +16,11 @@ from typing import Any
 from ..training.messages import TrainingEvent
 from ..training.runs import RunRecord, RunRegistry, key_hash
 
-__all__ = ["STALE_SECONDS", "Attempt", "RunView", "find_run", "run_view"]
+__all__ = ["STALE_SECONDS", "URI_PATTERN", "Attempt", "RunView", "find_run", "run_view"]
 
 #: An attempt whose liveness stamp is older than this is no longer training.
 STALE_SECONDS = 120.0
-_URI = re.compile(r"(?:file|s3)://[^\s\"'<>]+")
+URI_PATTERN = re.compile(r"(?:file|s3)://[^\s\"'<>]+")
 
 
 @dataclass
@@ -166,7 +166,7 @@ def run_view(registry: RunRegistry, record: RunRecord, now: float) -> RunView:
             view.checkpoints.append(event)
         if event.event == "evaluated":
             view.evaluations.append(event)
-            view.reports += _URI.findall(event.message or "")
+            view.reports += URI_PATTERN.findall(event.message or "")
         if event.at is not None:
             view.updated_at = max(view.updated_at or 0.0, event.at)
     view.train = sorted(train.items())

@@ -12,7 +12,7 @@ from .format import number
 from .http import ROOT, ConsoleError, Response
 from .layout import page
 from .markup import Markup, join, render, time_tag
-from .runinfo import RunView, find_run, run_view
+from .runinfo import URI_PATTERN, RunView, find_run, run_view
 from .security import VIEW_RUNS
 from .store_view import report_json, store_label, store_link
 from .svg import loss_chart
@@ -151,13 +151,20 @@ def _checkpoints(view: RunView, store: BlobStore | None) -> Markup:
     )
 
 
+def _short_uris(store: BlobStore | None, text: str) -> str:
+    """``text`` with the store's URIs written as its keys (the links say where they are)."""
+    return URI_PATTERN.sub(lambda found: store_label(store, found.group(0)), text)
+
+
 def _evaluation(context: Context, view: RunView) -> Markup:
     parts = [
         render(
             "<p>Evaluated {at}: validation loss <strong>{loss}</strong>{message}</p>",
             at=time_tag(event.at),
             loss=number(event.val_loss),
-            message=render(" — {m}", m=event.message) if event.message else "",
+            message=render(" — {m}", m=_short_uris(context.store, event.message))
+            if event.message
+            else "",
         )
         for event in view.evaluations
     ]

@@ -27,7 +27,7 @@ def _polyline(points: Sequence[Point], css: str) -> Markup:
 
 def sparkline(rates: dict[str, list[float]], seconds_per_point: int) -> Markup:
     """Three small lines (sent, received, deleted per second) on one shared scale."""
-    width, height, pad = 120, 28, 2
+    width, height, pad = 160, 28, 2
     length = max((len(v) for v in rates.values()), default=0)
     top = max((max(v) for v in rates.values() if v), default=0.0) or 1.0
     lines = []
