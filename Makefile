@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_DB := .trainmq/demo/queues.db
 TORCH_VERSION := 2.13.0
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ demo: venv
 	@$(BIN)/trainmq receive train-requests --db $(DEMO_DB) 2>/dev/null || echo "(nothing delivered: the message is now in train-requests-dlq)"
 	$(BIN)/trainmq stats --db $(DEMO_DB)
 
-test: venv
+# The console's browser tests drive Debian's chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test: venv browser
 	$(BIN)/python -m pytest
 
 lint: venv

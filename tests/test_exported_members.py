@@ -15,6 +15,7 @@ PUBLIC = {
     ],
     "trainmq.queue": ["ACTIONS", "LocalClient", "QueueBackend", "SQSService", "open_service"],
     "trainmq.queue.sqlite": ["SqliteBackend"],
+    "trainmq.console": ["Console", "mount_console"],
     "trainmq.server": ["Credentials", "SQSApp", "ServerConfig", "load_credentials", "serve"],
     "trainmq.training": [
         "SCHEMA_VERSION", "DatasetRef", "EvaluateRequest", "ModelConfig", "OptimizerConfig",

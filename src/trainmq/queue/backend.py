@@ -9,19 +9,21 @@ Every backend passes the one contract suite in ``tests/contract/``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..errors import SQSError
 from .model import (
     MoveTask,
     NewMessage,
+    PeekedMessage,
     QueueRecord,
     ReceivedMessage,
     ReceiveRequest,
+    SelectedMove,
     SendResult,
 )
 
-__all__ = ["QueueBackend"]
+__all__ = ["MessageBrowser", "QueueBackend"]
 
 
 class QueueBackend(Protocol):
@@ -97,3 +99,28 @@ class QueueBackend(Protocol):
     def list_move_tasks(self, source: str, max_results: int) -> list[MoveTask]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class MessageBrowser(Protocol):
+    """What a backend that can show its stored messages adds (the embedded engine does;
+    SQS cannot: every read there is a receive)."""
+
+    def peek_messages(
+        self,
+        name: str,
+        *,
+        limit: int = 50,
+        after: int = 0,
+        message_ids: Sequence[str] | None = None,
+    ) -> list[PeekedMessage]:
+        """Messages in send order without receiving them: visibility and receive counts
+        stay as they are."""
+        ...
+
+    def move_messages(
+        self, source: str, message_ids: Sequence[str], destination: str | None = None
+    ) -> list[SelectedMove]:
+        """Move the named messages to ``destination`` (None: the queue each was
+        dead-lettered from); each leaves ``source`` and arrives in one transaction."""
+        ...

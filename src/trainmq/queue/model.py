@@ -13,9 +13,11 @@ __all__ = [
     "MessageAttributeValue",
     "MoveTask",
     "NewMessage",
+    "PeekedMessage",
     "QueueRecord",
     "ReceiveRequest",
     "ReceivedMessage",
+    "SelectedMove",
     "SendResult",
 ]
 
@@ -110,3 +112,35 @@ class MoveTask:
     to_move: int
     started_at: int
     failure_reason: str | None = None
+
+
+@dataclass(slots=True)
+class PeekedMessage:
+    """A stored message as a browser sees it: read without claiming it.
+
+    ``position`` orders messages in send order (and pages through them);
+    ``state`` is ``"visible"``, ``"in flight"`` (received, not yet deleted) or
+    ``"delayed"``.  Times are milliseconds since the epoch.
+    """
+
+    position: int
+    message_id: str
+    body: str
+    message_attributes: dict[str, MessageAttributeValue]
+    sent_at: int
+    receive_count: int
+    first_received_at: int | None
+    visible_at: int
+    state: str
+    group_id: str | None = None
+    dead_letter_source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedMove:
+    """What moving one selected message did: ``moved`` to ``destination``, or why not."""
+
+    message_id: str
+    moved: bool
+    destination: str | None = None
+    reason: str | None = None

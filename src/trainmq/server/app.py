@@ -33,6 +33,7 @@ from ..queue.service import ACTIONS, SQSService
 from . import json_protocol, query_protocol
 from .auth import AccessKey, Credentials, SignedRequest, authorize, verify
 from .metrics import Metrics
+from .traffic import Traffic
 
 __all__ = ["MAX_REQUEST_BYTES", "SQSApp"]
 
@@ -71,6 +72,7 @@ class SQSApp:
         self.credentials = credentials
         self.max_request_bytes = max_request_bytes
         self.metrics = Metrics()
+        self.traffic = Traffic()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainmq-sqs")
         self._poll_executor = ThreadPoolExecutor(
             max_workers=max_long_polls, thread_name_prefix="trainmq-poll"
@@ -163,12 +165,11 @@ class SQSApp:
             )
             content_type = json_protocol.CONTENT_TYPE if is_json else query_protocol.CONTENT_TYPE
             await _respond(send, 200, content_type.encode(), payload)
-            self.metrics.observe(
-                action or "unknown",
-                None,
-                time.perf_counter() - started,
-                _message_count(action, params, result),
-            )
+            count = _message_count(action, params, result)
+            self.metrics.observe(action or "unknown", None, time.perf_counter() - started, count)
+            if count:
+                queue = _target_queue(self.service, action, params)
+                self.traffic.record(queue or "", _MESSAGE_ACTIONS[action], count)
         except SQSError as error:
             await self._error(send, error, is_json, action, started)
         except StorageError as exc:

@@ -18,7 +18,7 @@ from ..queue.client import open_service
 from .app import SQSApp
 from .auth import load_credentials
 
-__all__ = ["ServerConfig", "is_loopback", "serve"]
+__all__ = ["ServerConfig", "build_app", "is_loopback", "serve"]
 
 log = logging.getLogger("trainmq.server")
 
@@ -83,9 +83,13 @@ def build_app(config: ServerConfig) -> SQSApp:
     return SQSApp(service, credentials=credentials)
 
 
-def serve(config: ServerConfig, **uvicorn_options: Any) -> None:
-    """Serve until SIGTERM/SIGINT; then end long polls, finish requests, close the database."""
-    app = build_app(config)
+def serve(config: ServerConfig, app: SQSApp | None = None, **uvicorn_options: Any) -> None:
+    """Serve until SIGTERM/SIGINT; then end long polls, finish requests, close the database.
+
+    ``app`` is the application ``build_app(config)`` made, when the caller has added
+    routes to it (the console); by default it is built here.
+    """
+    app = app or build_app(config)
     if app.credentials is None:
         log.warning("no credentials file: accepting any credentials on loopback %s", config.host)
     uv_config = uvicorn.Config(

@@ -15,7 +15,7 @@ from ...errors import InvalidParameterValue, ResourceNotFoundException
 from ..model import MoveTask
 from . import queues
 
-__all__ = ["cancel", "list_tasks", "move_chunk", "start"]
+__all__ = ["cancel", "list_tasks", "move_chunk", "move_row", "start"]
 
 _SEQUENCE_BASE = 10**19
 _COLUMNS = (
@@ -88,7 +88,7 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
         if target is None:
             _fail(conn, task_id, "AWS.SimpleQueueService.NonExistentQueue")
             return False
-        _move(conn, row_id, target, now_ms)
+        move_row(conn, row_id, target, now_ms)
         moved += 1
     conn.execute(
         "UPDATE move_tasks SET moved = moved + ?, last_moved_at = ? WHERE task_handle = ?",
@@ -100,7 +100,9 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
     return True
 
 
-def _move(conn: sqlite3.Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:
+def move_row(conn: sqlite3.Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:
+    """Move one message row into ``target`` as a fresh message (atomically, in the caller's
+    transaction): visible now, never received, no longer dead-lettered."""
     sequence = None
     if target.fifo:
         target.next_sequence += 1
