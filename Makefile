@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-DEMO_DB := .trainmq/demo/queues.db
+DEMO_ARGS ?=
 TORCH_VERSION := 2.13.0
 
 .PHONY: venv demo test lint bench clean browser
@@ -20,21 +20,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The main job: prepare -> train -> evaluate on real worker processes, with live progress;
+# ends with a summary, the loss curve (.trainmq/demo/loss.png) and report.json.
 demo: venv
-	@rm -rf .trainmq/demo
-	@echo "== create a training queue with a dead-letter queue"
-	$(BIN)/trainmq queue create train-requests --dlq train-requests-dlq --max-receives 2 --db $(DEMO_DB)
-	@echo "== send two training requests"
-	$(BIN)/trainmq send train-requests '{"run_id": "r-17", "dataset": "9f3c"}' --db $(DEMO_DB)
-	$(BIN)/trainmq send train-requests '{"run_id": "r-18", "dataset": "9f3c"}' --attribute priority=high --db $(DEMO_DB)
-	@echo "== receive one and delete it (the consumer finished its work)"
-	$(BIN)/trainmq receive train-requests --delete --db $(DEMO_DB)
-	@echo "== receive the other twice without deleting (a consumer that keeps failing)"
-	$(BIN)/trainmq receive train-requests --visibility 0 --db $(DEMO_DB)
-	$(BIN)/trainmq receive train-requests --visibility 0 --db $(DEMO_DB)
-	@echo "== the third receive moves it to the dead-letter queue (maxReceiveCount 2)"
-	@$(BIN)/trainmq receive train-requests --db $(DEMO_DB) 2>/dev/null || echo "(nothing delivered: the message is now in train-requests-dlq)"
-	$(BIN)/trainmq stats --db $(DEMO_DB)
+	$(BIN)/trainmq demo $(DEMO_ARGS)
 
 # The console's browser tests drive Debian's chromium through Playwright (no browser download).
 browser:

@@ -38,6 +38,7 @@ class _State:
     resumed_from: int | None = None
     attached: int = 0
     evaluation: dict[str, Any] | None = None
+    completed: bool = False
     log: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -113,6 +114,7 @@ def _apply(state: _State, event: Any) -> None:
         state.attached += 1
         state.note(f"a duplicate TrainRequest attached to the run: {event.message}")
     elif event.event == "completed":
+        state.completed = True
         state.step = event.step
         state.train_loss, state.val_loss = event.train_loss, event.val_loss
         state.note(f"training completed at step {event.step}")
@@ -326,6 +328,7 @@ def _demo(
                     and state.killed_at is None
                     and state.step >= kill_at
                     and state.checkpoints
+                    and not state.completed
                 ):
                     for worker in pipeline.running("train"):
                         worker.kill()

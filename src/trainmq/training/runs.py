@@ -223,12 +223,13 @@ class RunRegistry:
         self.store.put(f"{self._dir(idempotency_key)}/events/{name}.json", event.to_json().encode())
 
     def events(self, idempotency_key: str) -> list[TrainingEvent]:
-        """The run's events, attempt by attempt, in the order they were recorded."""
-        out = []
-        for key in sorted(self.store.list_keys(f"{self._dir(idempotency_key)}/events/")):
+        """The run's events in the order they happened (by time, then by writer's number)."""
+        found: list[tuple[float, str, TrainingEvent]] = []
+        for key in self.store.list_keys(f"{self._dir(idempotency_key)}/events/"):
             try:
                 with self.store.get(key) as stream:
-                    out.append(TrainingEvent.model_validate_json(stream.read()))
+                    event = TrainingEvent.model_validate_json(stream.read())
             except (BlobNotFound, ValueError):
                 continue
-        return out
+            found.append((event.at or 0.0, key, event))
+        return [event for _, _, event in sorted(found, key=lambda item: item[:2])]
