@@ -8,6 +8,7 @@ are rows in ``move_tasks``, so any process can list or cancel it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 
@@ -77,12 +78,13 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
         _fail(conn, task_id, "AWS.SimpleQueueService.NonExistentQueue")
         return False
     rows = conn.execute(
-        "SELECT id, dead_letter_source FROM messages WHERE queue_id = ? AND id <= ? "
+        "SELECT id, dead_letter_source, attributes FROM messages WHERE queue_id = ? AND id <= ? "
         "ORDER BY id LIMIT ?",
         (source.id, last_row, limit),
     ).fetchall()
     moved = 0
-    for row_id, origin_arn in rows:
+    for row_id, recorded_arn, attributes in rows:
+        origin_arn = recorded_arn or declared_source(attributes)
         target_name = destination_name or (origin_arn.rsplit(":", 1)[1] if origin_arn else None)
         target = queues.find(conn, target_name) if target_name else None
         if target is None:
@@ -98,6 +100,28 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
         conn.execute("UPDATE move_tasks SET status = 'COMPLETED' WHERE task_handle = ?", (task_id,))
         return False
     return True
+
+
+#: The attribute a worker sets on a message it dead-letters itself (a permanent failure).
+SOURCE_QUEUE_ATTRIBUTE = "trainmq.SourceQueue"
+
+
+def declared_source(attributes: str | None) -> str | None:
+    """The source queue ARN a dead-lettered copy declares in its ``trainmq.SourceQueue``.
+
+    SQS records the source of what its redrive policy moved; a copy that a worker
+    sent to the DLQ itself (a ``PermanentFailure``) names its source in this
+    attribute instead, so a move task without a destination can send it back too.
+    """
+    if not attributes:
+        return None
+    try:
+        value = json.loads(attributes).get(SOURCE_QUEUE_ATTRIBUTE)
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(value, list) or len(value) != 3 or value[2] or not isinstance(value[1], str):
+        return None
+    return value[1] if value[1].startswith("arn:") else None
 
 
 def move_row(conn: sqlite3.Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:
