@@ -199,194 +199,209 @@ def demo(
     """Run the training pipeline end to end on this machine, with live progress."""
 
     def body() -> None:
-        from ..training.messages import ModelConfig, OptimizerConfig, TrainRequest
+        from pydantic import ValidationError
+
+        from ..training.messages import ModelConfig, OptimizerConfig
 
         try:
-            ModelConfig(layers=layers, width=width, heads=heads, context=context)
-        except ValueError as exc:
-            raise CliFailure(f"invalid model: {exc.errors()[0]['msg']}", ExitCode.USAGE) from None  # type: ignore[attr-defined]
+            model = ModelConfig(layers=layers, width=width, heads=heads, context=context)
+            optimizer = OptimizerConfig(steps=steps, batch_size=batch_size)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise CliFailure(f"invalid setting: {first['msg']}", ExitCode.USAGE) from None
         _prepare_out(out)
-        results = _demo(
-            out,
-            chaos=chaos,
-            timeout=timeout,
-            prepare_workers=prepare_workers,
+        run = _DemoRun(out, chaos=chaos, timeout=timeout)
+        results = run.run(
             corpus_bytes=corpus_bytes,
             vocab_size=vocab_size,
-            make_request=lambda dataset, store_uri: TrainRequest(
-                run_id="demo-run-1",
-                idempotency_key="demo/run-1",
-                dataset=dataset,
-                model=ModelConfig(layers=layers, width=width, heads=heads, context=context),
-                optimizer=OptimizerConfig(steps=steps, batch_size=batch_size),
-                checkpoint_uri=store_uri("runs-data/demo-run-1/checkpoints"),
-                output_uri=store_uri("runs-data/demo-run-1/output"),
-                checkpoint_every=checkpoint_every,
-            ),
+            prepare_workers=prepare_workers,
+            train=dict(model=model, optimizer=optimizer, checkpoint_every=checkpoint_every),
         )
         _summary(results)
 
     _run(body)
 
 
-def _demo(
-    out: Path,
-    *,
-    chaos: bool,
-    timeout: float,
-    prepare_workers: int,
-    corpus_bytes: int,
-    vocab_size: int,
-    make_request: Any,
-) -> dict[str, Any]:
-    from rich.live import Live
+class _DemoRun:
+    """One demo: the local pipeline, the live display, the chaos, the results."""
 
-    from ..training.local import LocalPipeline, WorkerDied
-    from ..training.locations import uri_of
-    from ..training.pipeline import ingest, manifest_ref, prepare_requests, python_corpus
-    from ..training.runs import RunRegistry
+    RUN_ID = "demo-run-1"
 
-    state = _State()
-    deadline = time.monotonic() + timeout
-    pipeline = LocalPipeline(
-        out, train_visibility=15, env={"TRAINMQ_STALE_AFTER": "6", "TRAINMQ_BEAT_EVERY": "2"}
-    )
-    store = pipeline.store
-    try:
-        with Live(_render(state), refresh_per_second=4, transient=False) as live:
+    def __init__(self, out: Path, *, chaos: bool, timeout: float) -> None:
+        from ..training.local import LocalPipeline
 
-            def tick(wait: float = 0.25) -> None:
-                try:
-                    pipeline.check_workers()
-                except WorkerDied as exc:
-                    raise CliFailure(str(exc), ExitCode.HANDLER_ERROR) from None
-                if time.monotonic() > deadline:
-                    raise CliFailure(
-                        f"the demo did not finish within {timeout:.0f} s (logs in {out / 'logs'})",
-                        ExitCode.TIMEOUT,
-                    )
-                live.update(_render(state))
-                time.sleep(wait)
+        self.out = out
+        self.chaos = chaos
+        self.timeout = timeout
+        self.state = _State()
+        self.deadline = time.monotonic() + timeout
+        # A short visibility timeout and staleness, so a killed trainer is replaced quickly.
+        self.pipeline = LocalPipeline(
+            out, train_visibility=15, env={"TRAINMQ_STALE_AFTER": "6", "TRAINMQ_BEAT_EVERY": "2"}
+        )
+        self.store = self.pipeline.store
+        self.live: Any = None
 
-            state.phase = "ingesting Python's documentation and standard library"
-            files = python_corpus(corpus_bytes)
-            source_uri, source_sha, inputs = ingest(store, "python-docs", files)
-            requests = prepare_requests(
-                store, "python-docs", source_uri, source_sha, inputs, vocab_size=vocab_size
+    def run(
+        self, *, corpus_bytes: int, vocab_size: int, prepare_workers: int, train: dict[str, Any]
+    ) -> dict[str, Any]:
+        from rich.live import Live
+
+        try:
+            with Live(_render(self.state), refresh_per_second=4) as self.live:
+                dataset = self.prepare(corpus_bytes, vocab_size, prepare_workers)
+                request = self.train(dataset, train)
+                self.state.phase = "done"
+                self.live.update(_render(self.state))
+            return self.results(request)
+        finally:
+            self.pipeline.close()
+
+    def tick(self, wait: float = 0.25) -> None:
+        """Refresh the display; fail if a worker died or the time is up."""
+        from ..training.local import WorkerDied
+
+        try:
+            self.pipeline.check_workers()
+        except WorkerDied as exc:
+            raise CliFailure(str(exc), ExitCode.HANDLER_ERROR) from None
+        if time.monotonic() > self.deadline:
+            raise CliFailure(
+                f"the demo did not finish within {self.timeout:.0f} s "
+                f"(logs in {self.out / 'logs'})",
+                ExitCode.TIMEOUT,
             )
-            state.inputs = len(requests)
-            state.note(f"ingested {sum(len(d) for _, d in files):,} bytes in {len(files)} files")
-            pipeline.start_worker("prepare", concurrency=prepare_workers)
-            pipeline.start_worker("train")
-            pipeline.start_worker("evaluate")
-            state.note("started workers: prepare, train, evaluate")
-            for request in requests:
-                pipeline.send("prepare", request)
-            state.phase = "prepare: training the tokenizer and writing token shards"
-            prefix = requests[0].output_prefix
-            from ..training.locations import key_of
-
-            parts_prefix = key_of(store, prefix).rstrip("/") + "/parts/"
-            dataset = None
-            while dataset is None:
-                state.parts = sum(1 for _ in store.list_keys(parts_prefix))
-                dataset = manifest_ref(store, requests[0])
-                if dataset is None:
-                    dead = pipeline.dead_letters()
-                    if dead["prepare"]:
-                        raise CliFailure(
-                            "a prepare message was dead-lettered; see the logs",
-                            ExitCode.HANDLER_ERROR,
-                        )
-                    tick()
-            state.parts = state.inputs
-            state.dataset_version = dataset.manifest_sha256
-            from ..training.dataset import read_manifest
-
-            manifest = read_manifest(store, dataset)
-            state.tokens = dict(manifest.tokens)
-            state.note(
-                f"dataset version {dataset.manifest_sha256[:16]}… ({len(manifest.shards)} shards)"
+        if any(self.pipeline.dead_letters().values()):
+            raise CliFailure(
+                f"a message was dead-lettered (logs in {self.out / 'logs'})", ExitCode.HANDLER_ERROR
             )
+        self.live.update(_render(self.state))
+        time.sleep(wait)
 
-            request = make_request(dataset, lambda key: uri_of(store, key))
-            state.total_steps = request.optimizer.steps
-            pipeline.send("train", request)
-            pipeline.send("train", request)  # a duplicated message, as at-least-once delivery makes
-            state.note("sent the TrainRequest twice (a duplicate, same idempotency key)")
-            state.phase = "train" + (
-                " (chaos: the worker will be SIGKILLed mid-run)" if chaos else ""
-            )
-            kill_at = max(request.checkpoint_every + 1, int(request.optimizer.steps * 0.45))
-            while True:
-                for event in pipeline.events(wait=0):
-                    _apply(state, event)
-                    if event.event == "evaluated":
-                        state.phase = "evaluate: done"
-                if (
-                    chaos
-                    and state.killed_at is None
-                    and state.step >= kill_at
-                    and state.checkpoints
-                    and not state.completed
-                ):
-                    for worker in pipeline.running("train"):
-                        worker.kill()
-                    state.killed_at = state.step
-                    state.note(f"chaos: SIGKILLed the training worker at step {state.step}")
-                    pipeline.start_worker("train")
-                    state.note(
-                        "started a new training worker; the message returns after its "
-                        "visibility timeout"
-                    )
-                report_key = key_of(store, request.output_uri).rstrip("/") + "/evaluation.json"
-                if state.evaluation is None and store.exists(report_key):
-                    with store.get(report_key) as stream:
-                        state.evaluation = json.loads(stream.read())
-                    state.phase = "finishing: waiting for the queues to drain"
-                if state.evaluation is not None and pipeline.idle():
-                    break
-                if any(pipeline.dead_letters().values()):
-                    raise CliFailure(
-                        "a message was dead-lettered; see the logs", ExitCode.HANDLER_ERROR
-                    )
-                tick()
-            for event in pipeline.events(wait=0):
+    def prepare(self, corpus_bytes: int, vocab_size: int, workers: int) -> Any:
+        """Ingest Python's own text, fan out the prepare requests, wait for the manifest."""
+        from ..training.dataset import read_manifest
+        from ..training.locations import key_of
+        from ..training.pipeline import ingest, manifest_ref, prepare_requests, python_corpus
+
+        state, store = self.state, self.store
+        state.phase = "ingesting Python's documentation and standard library"
+        files = python_corpus(corpus_bytes)
+        source_uri, source_sha, inputs = ingest(store, "python-docs", files)
+        requests = prepare_requests(
+            store, "python-docs", source_uri, source_sha, inputs, vocab_size=vocab_size
+        )
+        state.inputs = len(requests)
+        state.note(f"ingested {sum(len(d) for _, d in files):,} bytes in {len(files)} files")
+        self.pipeline.start_worker("prepare", concurrency=workers)
+        self.pipeline.start_worker("train")
+        self.pipeline.start_worker("evaluate")
+        state.note("started one worker process per stage: prepare, train, evaluate")
+        for request in requests:
+            self.pipeline.send("prepare", request)
+        state.phase = "prepare: training the tokenizer and writing token shards"
+        parts = key_of(store, requests[0].output_prefix).rstrip("/") + "/parts/"
+        while (dataset := manifest_ref(store, requests[0])) is None:
+            state.parts = sum(1 for _ in store.list_keys(parts))
+            self.tick()
+        state.parts = state.inputs
+        state.dataset_version = dataset.manifest_sha256
+        manifest = read_manifest(store, dataset)
+        state.tokens = dict(manifest.tokens)
+        state.note(
+            f"dataset version {dataset.manifest_sha256[:16]}… ({len(manifest.shards)} shards)"
+        )
+        return dataset
+
+    def train(self, dataset: Any, settings: dict[str, Any]) -> Any:
+        """Send the TrainRequest (twice), follow its events, kill the trainer if asked."""
+        from ..training.locations import uri_of
+        from ..training.messages import TrainRequest
+
+        state = self.state
+        request = TrainRequest(
+            run_id=self.RUN_ID,
+            idempotency_key=f"demo/{self.RUN_ID}",
+            dataset=dataset,
+            checkpoint_uri=uri_of(self.store, f"runs-data/{self.RUN_ID}/checkpoints"),
+            output_uri=uri_of(self.store, f"runs-data/{self.RUN_ID}/output"),
+            **settings,
+        )
+        state.total_steps = request.optimizer.steps
+        self.pipeline.send("train", request)
+        self.pipeline.send("train", request)  # a duplicate, as at-least-once delivery makes
+        state.note("sent the TrainRequest twice (a duplicate: same idempotency key)")
+        state.phase = "train" + (
+            " (chaos: the worker will be SIGKILLed mid-run)" if self.chaos else ""
+        )
+        kill_at = max(request.checkpoint_every + 1, int(request.optimizer.steps * 0.45))
+        while not (self.evaluated(request) and self.pipeline.idle()):
+            for event in self.pipeline.events(wait=0):
                 _apply(state, event)
-            state.phase = "done"
-            live.update(_render(state))
-        registry = RunRegistry(store)
-        attempts = registry.attempts(request.idempotency_key)
+            if self.chaos and state.killed_at is None and state.step >= kill_at:
+                self.kill_trainer()
+            self.tick()
+        for event in self.pipeline.events(wait=0):
+            _apply(state, event)
+        return request
+
+    def kill_trainer(self) -> None:
+        state = self.state
+        if not state.checkpoints or state.completed:
+            return
+        for worker in self.pipeline.running("train"):
+            worker.kill()
+        state.killed_at = state.step
+        state.note(f"chaos: SIGKILLed the training worker at step {state.step}")
+        self.pipeline.start_worker("train")
+        state.note(
+            "started a new training worker; the message returns after its visibility timeout"
+        )
+
+    def evaluated(self, request: Any) -> bool:
+        from ..training.locations import key_of
+
+        if self.state.evaluation is None:
+            key = key_of(self.store, request.output_uri).rstrip("/") + "/evaluation.json"
+            if not self.store.exists(key):
+                return False
+            with self.store.get(key) as stream:
+                self.state.evaluation = json.loads(stream.read())
+            self.state.phase = "evaluated; waiting for the queues to drain"
+        return True
+
+    def results(self, request: Any) -> dict[str, Any]:
+        from ..training.runs import RunRegistry
+
+        state = self.state
+        registry = RunRegistry(self.store)
         completion = registry.completion(request.idempotency_key) or {}
-        dead_lettered = sum(pipeline.dead_letters().values())
-    finally:
-        pipeline.close()
-    stats = pipeline.worker_stats()
-    plot = out / "loss.png"
-    _plot(state, plot)
-    results = {
-        "dataset_version": state.dataset_version,
-        "tokens": state.tokens,
-        "steps": completion.get("steps", state.step),
-        "final_train_loss": completion.get("train_loss"),
-        "final_val_loss": completion.get("val_loss"),
-        "evaluation": state.evaluation,
-        "checkpoints": len(set(state.checkpoints)),
-        "weights_sha256": completion.get("weights_sha256"),
-        "runs_started": len(registry.list_runs()),
-        "attempts": len(attempts),
-        "duplicates_attached": state.attached,
-        "killed_at_step": state.killed_at,
-        "resumed_from_step": state.resumed_from,
-        "messages_processed": stats.messages,
-        "redeliveries": stats.redeliveries,
-        "dead_lettered": dead_lettered,
-        "wall_seconds": round(time.monotonic() - state.started, 1),
-        "loss_plot": str(plot),
-        "output": str(out),
-    }
-    (out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    return results
+        stats = self.pipeline.worker_stats()
+        plot = self.out / "loss.png"
+        _plot(state, plot)
+        results = {
+            "dataset_version": state.dataset_version,
+            "tokens": state.tokens,
+            "steps": completion.get("steps", state.step),
+            "final_train_loss": completion.get("train_loss"),
+            "final_val_loss": completion.get("val_loss"),
+            "evaluation": state.evaluation,
+            "checkpoints": len(set(state.checkpoints)),
+            "weights_sha256": completion.get("weights_sha256"),
+            "runs_started": len(registry.list_runs()),
+            "attempts": len(registry.attempts(request.idempotency_key)),
+            "duplicates_attached": state.attached,
+            "killed_at_step": state.killed_at,
+            "resumed_from_step": state.resumed_from,
+            "messages_processed": stats.messages,
+            "redeliveries": stats.redeliveries,
+            "dead_lettered": sum(self.pipeline.dead_letters().values()),
+            "wall_seconds": round(time.monotonic() - state.started, 1),
+            "loss_plot": str(plot),
+            "output": str(self.out),
+        }
+        (self.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+        return results
 
 
 def _summary(results: dict[str, Any]) -> None:

@@ -176,96 +176,108 @@ class Trainer:
         self.durability_seconds += time.perf_counter() - started
         return uri
 
+    def _resume(self, model: GPT, optimizer: torch.optim.Optimizer, device: torch.device) -> int:
+        """Load the newest complete checkpoint, if any; the step to continue from."""
+        loaded = self.checkpoints.newest(map_location=device)
+        if loaded is None:
+            self.emit("started", step=0)
+            return 0
+        state = loaded.state
+        if state.get("data_position", {}).get("sampler") != SAMPLER:
+            raise PermanentFailure(f"the checkpoint {loaded.key} was written by another sampler")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        step = int(state["step"])
+        self.emit("resumed", step=step, message=f"resumed from the checkpoint of step {step}")
+        return step
+
+    def _train_step(
+        self,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        train: np.ndarray[Any, Any],
+        step: int,
+        device: torch.device,
+    ) -> float:
+        """One optimizer step (the ``step``-th, counting from 0); its loss."""
+        opt = self.request.optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, opt.steps, opt.learning_rate)
+        inputs, targets = self._batch(train, [opt.seed, step], device)
+        loss = model.loss(inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return float(loss.item())
+
+    def _report(self, step: int, window: list[float]) -> float | None:
+        """Stamp the attempt alive; every ``log_every`` steps, publish the mean loss."""
+        started = time.perf_counter()
+        self.beat()
+        mean = None
+        total = self.request.optimizer.steps
+        if window and (step % self.log_every == 0 or step == total):
+            mean = sum(window) / len(window)
+            window.clear()
+            tokens = step * self.request.optimizer.batch_size * self.request.model.context
+            self.emit("progress", step=step, train_loss=mean, tokens=tokens, total_steps=total)
+        self.durability_seconds += time.perf_counter() - started
+        return mean
+
+    def _save_output(self, model: GPT) -> str:
+        output = key_of(self.store, self.request.output_uri, "output").rstrip("/")
+        buffer = io.BytesIO()
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
+        self.store.put(f"{output}/model.pt", buffer.getvalue())
+        return uri_of(self.store, output)
+
     def run(self) -> TrainResult:
-        request = self.request
-        opt = request.optimizer
+        """Train to ``optimizer.steps`` from the newest checkpoint; raises ``OutOfTime``
+        (after a checkpoint) when ``remaining()`` says the invocation is nearly over."""
+        request, opt = self.request, self.request.optimizer
         started = time.perf_counter()
         if request.resources.threads:
             torch.set_num_threads(request.resources.threads)
         device = pick_device(request.resources.device)
         manifest, train, val = self._load_data()
-
         torch.manual_seed(opt.seed)
         model = GPT(request.model, manifest.vocab_size).to(device)
         optimizer = self._optimizer(model)
-        step = 0
-        resumed_from: int | None = None
-        loaded = self.checkpoints.newest(map_location=device)
-        if loaded is not None:
-            state = loaded.state
-            if state.get("data_position", {}).get("sampler") != SAMPLER:
-                raise PermanentFailure(
-                    f"the checkpoint {loaded.key} was written by another sampler"
-                )
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
-            step = resumed_from = int(state["step"])
-            self.emit("resumed", step=step, message=f"resumed from the checkpoint of step {step}")
-        else:
-            self.emit("started", step=0)
-
+        step = first = self._resume(model, optimizer, device)
         checkpoints = [
             uri_of(self.store, self.checkpoints.directory(s))
             for s in self.checkpoints.complete_steps()
         ]
-        tokens_per_step = opt.batch_size * request.model.context
         window: list[float] = []
         train_loss = float("nan")
-        step_seconds = 0.0
         model.train()
         while step < opt.steps:
             step_started = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, opt.steps, opt.learning_rate)
-            inputs, targets = self._batch(train, [opt.seed, step], device)
-            loss = model.loss(inputs, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            window.append(self._train_step(model, optimizer, train, step, device))
             step += 1
-            window.append(loss.item())
             step_seconds = time.perf_counter() - step_started
-
-            durable_started = time.perf_counter()
-            self.beat()
-            if step % self.log_every == 0 or step == opt.steps:
-                train_loss = sum(window) / len(window)
-                window.clear()
-                self.emit(
-                    "progress",
-                    step=step,
-                    train_loss=train_loss,
-                    tokens=step * tokens_per_step,
-                    total_steps=opt.steps,
-                )
-            self.durability_seconds += time.perf_counter() - durable_started
+            train_loss = self._report(step, window) or train_loss
             if step % request.checkpoint_every == 0 and step < opt.steps:
                 val_loss = self.validation_loss(model, val, device)
                 checkpoints.append(self._checkpoint(model, optimizer, step, val_loss))
             elif self.remaining is not None and self.remaining() < 3 * step_seconds + 10:
                 checkpoints.append(self._checkpoint(model, optimizer, step, None))
                 raise OutOfTime(step)
-
         val_loss = self.validation_loss(model, val, device)
         if not checkpoints or not checkpoints[-1].endswith(f"step-{step:08d}"):
             checkpoints.append(self._checkpoint(model, optimizer, step, val_loss))
-        digest = weights_sha256(model)
-        output = key_of(self.store, request.output_uri, "output").rstrip("/")
-        buffer = io.BytesIO()
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-        self.store.put(f"{output}/model.pt", buffer.getvalue())
         return TrainResult(
             run_id=request.run_id,
             steps=step,
-            weights_sha256=digest,
+            weights_sha256=weights_sha256(model),
             train_loss=train_loss,
             val_loss=val_loss,
-            tokens=step * tokens_per_step,
-            resumed_from=resumed_from,
+            tokens=step * opt.batch_size * request.model.context,
+            resumed_from=first if first else None,
             checkpoints=checkpoints,
-            output_uri=uri_of(self.store, output),
+            output_uri=self._save_output(model),
             seconds=time.perf_counter() - started,
             durability_seconds=self.durability_seconds,
         )
