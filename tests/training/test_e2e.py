@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.worker.conftest import wait_for
 from trainmq.store import BlobStore
 from trainmq.training.dataset import read_manifest
 from trainmq.training.local import LocalPipeline
@@ -27,16 +27,6 @@ from trainmq.training.prepare import prepare
 from trainmq.training.runs import RunRegistry
 
 from .conftest import tiny_requests, train_request
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)  # poll interval of a bounded wait
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
