@@ -7,6 +7,7 @@ registration's parent and dependencies, so ``depends_on`` can be asserted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,12 @@ class Deployment:
 
 def run(program: Callable[[], Any], config: dict[str, str] | None = None) -> Deployment:
     """Run ``program`` (which returns an output to wait for) and collect the resource graph."""
+    # Pulumi's mocks run on asyncio.get_event_loop(); an asyncio.run() earlier in this
+    # process (other suites use it) leaves none set, so set one (kept for later runs).
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = AwsMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="trainmq", stack="test", preview=False, monitor=monitor)
