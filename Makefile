@@ -40,6 +40,7 @@ bench: venv
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .trainmq .pytest_cache .mypy_cache .ruff_cache
