@@ -126,7 +126,7 @@ def prepare_in_process(store: BlobStore, files: list[tuple[str, bytes]]) -> dict
     """The peer: ``prepare()`` of every input in turn, in this process; the tokenizer first."""
     requests, source_uri, source_sha = fan_out(store, files)
     started = time.perf_counter()
-    ensure_tokenizer(store, read_source(store, source_uri, source_sha), source_sha, VOCAB_SIZE)
+    ensure_tokenizer(store, read_source(store, source_uri, source_sha), VOCAB_SIZE)
     trained = time.perf_counter()
     for request in requests:
         prepare(store, request)
@@ -165,9 +165,10 @@ def prepare_on_workers(
     """One run on a fresh pipeline: ``workers`` worker processes of one handler each."""
     with LocalPipeline(root) as pipeline:
         store = pipeline.store
-        requests, _, source_sha = fan_out(store, files)
+        requests, source_uri, source_sha = fan_out(store, files)
         if tokenizer is not None:  # warm: the tokenizer this dataset would train, already stored
-            store.put(tokenizer_key(source_sha, VOCAB_SIZE), tokenizer)
+            source = read_source(store, source_uri, source_sha)
+            store.put(tokenizer_key(source.content_sha256, VOCAB_SIZE), tokenizer)
         starting = time.perf_counter()
         for _ in range(workers):
             pipeline.start_worker("prepare", concurrency=1)

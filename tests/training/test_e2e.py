@@ -143,8 +143,9 @@ def test_a_corrupt_shard_dead_letters_with_the_reason(
         prepare(store, request)
     ref = manifest_ref(store, requests[0])
     assert ref is not None
-    shard = next(s for s in read_manifest(store, ref).shards if s.split == "train")
-    key = key_of(store, shard.uri)
+    manifest = read_manifest(store, ref)
+    shard = next(s for s in manifest.shards if s.split == "train")
+    key = key_of(store, manifest.locate(shard.path))
     with store.get(key) as stream:
         data = bytearray(stream.read())
     data[10] ^= 0x01
@@ -155,7 +156,7 @@ def test_a_corrupt_shard_dead_letters_with_the_reason(
     wait_for(lambda: pipeline.dead_letters()["train"] == 1, 60, "the dead-lettered request")
     (message,) = pipeline.dead_letter_messages("train")
     reason = message["MessageAttributes"]["trainmq.DeadLetterReason"]["StringValue"]
-    assert "is corrupt: sha256" in reason and shard.uri in reason
+    assert "is corrupt: sha256" in reason and manifest.locate(shard.path) in reason
     assert json.loads(message["Body"])["run_id"] == "corrupt-run"  # the request itself, kept
     events = RunRegistry(store).events(request.idempotency_key)
     assert events[-1].event == "failed" and "corrupt" in (events[-1].message or "")

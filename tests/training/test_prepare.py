@@ -12,6 +12,7 @@ import pytest
 from trainmq.errors import PermanentFailure
 from trainmq.store import open_store
 from trainmq.training.dataset import load_split, read_manifest
+from trainmq.training.locations import key_of
 from trainmq.training.messages import DatasetRef
 from trainmq.training.pipeline import manifest_ref
 from trainmq.training.prepare import prepare
@@ -97,7 +98,7 @@ def test_corrupt_shards_and_wrong_versions_are_permanent_failures(tmp_path: Path
         read_manifest(store, wrong)
     manifest = read_manifest(store, ref)
     shard = next(s for s in manifest.shards if s.split == "train")
-    path = root / shard.uri.split(str(root))[1].lstrip("/")
+    path = root / key_of(store, manifest.locate(shard.path))
     data = bytearray(path.read_bytes())
     data[0] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -118,3 +119,25 @@ def test_inputs_outside_the_store_or_the_source_are_refused(tmp_path: Path) -> N
     lying = request.model_copy(update={"input_sha256": "1" * 64})
     with pytest.raises(PermanentFailure, match="the source says"):
         prepare(store, lying)
+
+
+def test_the_version_is_the_content_wherever_the_store_is(tmp_path: Path) -> None:
+    versions = []
+    for place in ("one", "elsewhere/two"):
+        store = open_store(tmp_path / place)
+        ref = build_dataset(store)
+        manifest = read_manifest(store, ref)
+        assert all(not s.path.startswith(("/", "file:")) for s in manifest.shards)
+        assert store.exists(key_of(store, manifest.locate(manifest.tokenizer.path)))
+        versions.append(ref.manifest_sha256)
+    assert versions[0] == versions[1]
+
+
+def test_a_manifest_cannot_point_outside_its_folder() -> None:
+    from pydantic import ValidationError
+
+    from trainmq.training.dataset import Shard
+
+    for path in ("../../etc/passwd", "/etc/passwd", "shards/../../x.bin", "./x"):
+        with pytest.raises(ValidationError):
+            Shard(path=path, split="train", tokens=1, bytes=2, sha256="0" * 64, input_sha256="1")

@@ -15,7 +15,14 @@ import json
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from ..errors import PermanentFailure
 from ..store import BlobNotFound, BlobStore
@@ -25,10 +32,12 @@ from .messages import DatasetRef
 __all__ = [
     "MANIFEST_FORMAT",
     "SOURCE_FORMAT",
+    "FileRef",
     "Manifest",
     "Shard",
     "Source",
     "SourceInput",
+    "SourceRef",
     "canonical_json",
     "dtype_for",
     "load_split",
@@ -66,9 +75,27 @@ class Source(_Model):
     dataset_id: str
     inputs: list[SourceInput]
 
+    @property
+    def content_sha256(self) -> str:
+        """A hash of the inputs' contents, in order (not of where they are stored)."""
+        return hashlib.sha256(
+            canonical_json([[i.sha256, i.bytes] for i in self.inputs])
+        ).hexdigest()
+
+
+#: A path inside a dataset version's folder (and no ``.`` or ``..`` segment: see _inside).
+_RELATIVE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$"
+
+
+def _inside(path: str) -> str:
+    if any(part in (".", "..", "") for part in path.split("/")):
+        raise ValueError(f"{path!r} is not a path inside the dataset's folder")
+    return path
+
 
 class Shard(_Model):
-    uri: str
+    path: str = Field(pattern=_RELATIVE, description="relative to the manifest's folder")
+    _check_path = field_validator("path")(_inside)
     split: Literal["train", "val"]
     tokens: int = Field(ge=0)
     bytes: int = Field(ge=0)
@@ -76,26 +103,43 @@ class Shard(_Model):
     input_sha256: str
 
 
-class ObjectRef(_Model):
-    uri: str
+class FileRef(_Model):
+    path: str = Field(pattern=_RELATIVE, description="relative to the manifest's folder")
+    _check_path = field_validator("path")(_inside)
     sha256: str
 
 
+class SourceRef(_Model):
+    inputs_sha256: str = Field(description="Source.content_sha256: the inputs' hashes, hashed")
+
+
 class Manifest(_Model):
-    """A dataset version (its sha256 is the version)."""
+    """A dataset version (its sha256 is the version).
+
+    Every file is named by its path *relative to the manifest's folder* and its
+    sha256, so the version depends on the content alone: a dataset copied to
+    another store or bucket keeps its version.
+    """
 
     format: Literal["trainmq-dataset/1"] = "trainmq-dataset/1"
     dataset_id: str
     dtype: Literal["uint16", "uint32"]
     vocab_size: int
     eos_token: int
-    tokenizer: ObjectRef
-    source: ObjectRef
+    tokenizer: FileRef
+    source: SourceRef
     shards: list[Shard]
     tokens: dict[str, int]
+    _base: str = PrivateAttr(default="")
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.model_dump())
+
+    def locate(self, path: str) -> str:
+        """The URI of a file of this version (known once read with ``read_manifest``)."""
+        if not self._base:
+            raise ValueError("this manifest was not read from a store: its files have no URIs")
+        return f"{self._base}/{path}"
 
 
 def _read_verified(store: BlobStore, uri: str, sha256: str | None, what: str) -> bytes:
@@ -125,11 +169,13 @@ def read_manifest(store: BlobStore, ref: DatasetRef) -> Manifest:
     """The manifest ``ref`` pins, after checking its bytes hash to the pinned version."""
     data = _read_verified(store, ref.manifest_uri, ref.manifest_sha256, "dataset manifest")
     try:
-        return Manifest.model_validate_json(data)
+        manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
         raise PermanentFailure(
             f"the dataset manifest {ref.manifest_uri} is not valid: {exc}"
         ) from None
+    manifest._base = ref.manifest_uri.rsplit("/", 1)[0]
+    return manifest
 
 
 def load_split(store: BlobStore, manifest: Manifest, split: str) -> np.ndarray[Any, Any]:
@@ -138,12 +184,12 @@ def load_split(store: BlobStore, manifest: Manifest, split: str) -> np.ndarray[A
     for shard in manifest.shards:
         if shard.split != split:
             continue
-        data = _read_verified(store, shard.uri, shard.sha256, "shard")
+        uri = manifest.locate(shard.path)
+        data = _read_verified(store, uri, shard.sha256, "shard")
         tokens = np.frombuffer(data, dtype=np.dtype(manifest.dtype).newbyteorder("<"))
         if len(tokens) != shard.tokens:
             raise PermanentFailure(
-                f"the shard {shard.uri} holds {len(tokens)} tokens, "
-                f"the manifest says {shard.tokens}"
+                f"the shard {uri} holds {len(tokens)} tokens, the manifest says {shard.tokens}"
             )
         parts.append(tokens.astype(np.int64))
     if not parts:

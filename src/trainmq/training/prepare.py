@@ -20,9 +20,11 @@ import numpy as np
 from ..errors import PermanentFailure
 from ..store import BlobExists, BlobStore
 from .dataset import (
+    FileRef,
     Manifest,
-    ObjectRef,
     Shard,
+    Source,
+    SourceRef,
     _read_verified,
     canonical_json,
     dtype_for,
@@ -63,9 +65,7 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
             f"the source says {entry.sha256}"
         )
     data = _read_verified(store, entry.uri, entry.sha256, "input")
-    tokenizer_uri, tokenizer_sha, tokenizer = ensure_tokenizer(
-        store, source, request.source_sha256, request.vocab_size
-    )
+    tokenizer_uri, tokenizer_sha, tokenizer = ensure_tokenizer(store, source, request.vocab_size)
     eos = tokenizer.token_to_id(EOS)
     if eos is None:
         raise PermanentFailure(f"the tokenizer {tokenizer_uri} has no {EOS} token")
@@ -75,6 +75,9 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
         split_docs["val" if _is_validation(doc, request.val_fraction) else "train"].append(doc)
 
     prefix = key_of(store, request.output_prefix, "output prefix").rstrip("/")
+    # The version's own copy of its tokenizer, so that everything it names is inside it.
+    with store.get(key_of(store, tokenizer_uri, "tokenizer")) as stream:
+        store.put(f"{prefix}/tokenizer.json", stream.read())
     shards: list[Shard] = []
     for split, docs in split_docs.items():
         ids: list[int] = []
@@ -84,11 +87,11 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
         tokens = np.asarray(ids, dtype=dtype)
         for number, start in enumerate(range(0, len(tokens), request.shard_tokens)):
             chunk = tokens[start : start + request.shard_tokens].tobytes()
-            key = f"{prefix}/shards/{entry.sha256[:16]}-{split}-{number:05d}.bin"
-            store.put(key, chunk)
+            path = f"shards/{entry.sha256[:16]}-{split}-{number:05d}.bin"
+            store.put(f"{prefix}/{path}", chunk)
             shards.append(
                 Shard(
-                    uri=uri_of(store, key),
+                    path=path,
                     split=split,
                     tokens=len(chunk) // dtype.itemsize,
                     bytes=len(chunk),
@@ -98,7 +101,7 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
             )
     part = {
         "input_sha256": entry.sha256,
-        "tokenizer": {"uri": tokenizer_uri, "sha256": tokenizer_sha},
+        "tokenizer": {"path": "tokenizer.json", "sha256": tokenizer_sha},
         "vocab_size": tokenizer.get_vocab_size(),
         "eos_token": eos,
         "dtype": dtype_for(tokenizer.get_vocab_size()),
@@ -107,14 +110,14 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
     store.put(f"{prefix}/parts/{entry.sha256}.json", canonical_json(part))
     total = sum(s.tokens for s in shards)
     order = [i.sha256 for i in source.inputs]
-    manifest = _manifest_if_complete(store, request, source.dataset_id, prefix, order)
+    manifest = _manifest_if_complete(store, source, prefix, order)
     if manifest is None:
         return PrepareResult(entry.sha256, total, len(shards))
     return PrepareResult(entry.sha256, total, len(shards), *manifest)
 
 
 def _manifest_if_complete(
-    store: BlobStore, request: PrepareRequest, dataset_id: str, prefix: str, entry_order: list[str]
+    store: BlobStore, source: Source, prefix: str, entry_order: list[str]
 ) -> tuple[str, str] | None:
     """Write the manifest when every input's part exists; its URI and sha256, else ``None``."""
     parts: dict[str, dict[str, Any]] = {}
@@ -125,14 +128,15 @@ def _manifest_if_complete(
         with store.get(key) as stream:
             parts[sha] = json.loads(stream.read())
     first = next(iter(parts.values()))
+    inputs_sha256 = source.content_sha256
     shards = [Shard(**s) for sha in parts for s in parts[sha]["shards"]]
     manifest = Manifest(
-        dataset_id=dataset_id,
+        dataset_id=source.dataset_id,
         dtype=first["dtype"],
         vocab_size=first["vocab_size"],
         eos_token=first["eos_token"],
-        tokenizer=ObjectRef(**first["tokenizer"]),
-        source=ObjectRef(uri=request.source_uri, sha256=request.source_sha256),
+        tokenizer=FileRef(**first["tokenizer"]),
+        source=SourceRef(inputs_sha256=inputs_sha256),
         shards=shards,
         tokens={
             split: sum(s.tokens for s in shards if s.split == split) for split in ("train", "val")

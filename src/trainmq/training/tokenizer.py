@@ -66,16 +66,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     return tokenizer
 
 
-def tokenizer_key(source_sha256: str, vocab_size: int) -> str:
-    name = hashlib.sha256(f"{TOKENIZER_VERSION}:{source_sha256}:{vocab_size}".encode())
+def tokenizer_key(inputs_sha256: str, vocab_size: int) -> str:
+    name = hashlib.sha256(f"{TOKENIZER_VERSION}:{inputs_sha256}:{vocab_size}".encode())
     return f"tokenizers/{name.hexdigest()[:40]}.json"
 
 
 def ensure_tokenizer(
-    store: BlobStore, source: Source, source_sha256: str, vocab_size: int
+    store: BlobStore, source: Source, vocab_size: int
 ) -> tuple[str, str, Tokenizer]:
     """The dataset's tokenizer (trained now if no one has): its URI, sha256, and itself."""
-    key = tokenizer_key(source_sha256, vocab_size)
+    key = tokenizer_key(source.content_sha256, vocab_size)
     if not store.exists(key):
 
         def texts() -> Iterator[str]:
