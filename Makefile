@@ -33,8 +33,9 @@ test: venv browser
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy/aws/trainmq_stack deploy/aws/__main__.py
 
 bench: venv
 	$(BIN)/python bench/engine.py
