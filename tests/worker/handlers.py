@@ -87,6 +87,7 @@ def probe(event: dict[str, Any], context: Any) -> None:
                 "log_stream_name": context.log_stream_name,
                 "remaining_ms": context.get_remaining_time_in_millis(),
             },
+            "env": {k: v for k, v in os.environ.items() if k.startswith("TRAINMQ_")},
         }
     )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.worker.conftest import Env, counts, drain, make_queue, wait_for
 from trainmq.store import open_store
 from trainmq.store.claimcheck import ClaimCheckClient
@@ -61,3 +63,20 @@ def test_a_missing_payload_dead_letters_the_pointer_with_a_reason(env: Env) -> N
     assert "claim-check payload cannot be read" in reason
     assert "software.amazon.payloadoffloading.PayloadS3Pointer" in message["Body"]
     assert env.log.entries() == []  # the handler never saw it
+
+
+def test_handlers_reach_the_workers_own_queues_and_store(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that sends (the pipeline's stages) must use the worker's --db and --store,
+    even when the environment names others."""
+    store_dir = env.tmp_path / "store"
+    with env.client() as sqs:
+        url = make_queue(sqs, "probe")
+        sqs.send_message(QueueUrl=url, MessageBody="{}")
+        monkeypatch.setenv("TRAINMQ_STORE", "/elsewhere")
+        env.start("probe", "probe", "--store", str(store_dir), "--timeout", "5")
+        wait_for(lambda: counts(sqs, url) == (0, 0), what="the queue to empty")
+    (entry,) = env.log.entries()
+    assert entry["env"]["TRAINMQ_BACKEND"] == str(env.db)
+    assert entry["env"]["TRAINMQ_STORE"] == str(store_dir)

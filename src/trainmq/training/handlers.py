@@ -7,7 +7,8 @@ handler processes inherit:
 ``TRAINMQ_STORE``
     the store every URI in the messages must point into (default ``./.trainmq/store``);
 ``TRAINMQ_BACKEND`` / ``TRAINMQ_DB``
-    the queues (as for the CLI), used to publish events and the next stage's requests;
+    the queues (as for the CLI), used to publish events and the next stage's requests
+    (a worker sets ``TRAINMQ_BACKEND`` and ``TRAINMQ_STORE`` to its own for its handlers);
 ``TRAINMQ_EVENTS_QUEUE``
     where ``TrainingEvent``s are sent (optional; they are kept in the run registry anyway);
 ``TRAINMQ_EVALUATE_QUEUE``

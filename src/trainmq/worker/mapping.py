@@ -197,12 +197,20 @@ class Worker:
     def _spec(self) -> FunctionSpec:
         region, account = self.queue_arn.split(":")[3:5]
         name = self.config.name
+        # Handlers that send messages or read the store (the pipeline's stages) reach the
+        # same queues and store as their worker, whichever way the worker was told them.
+        environment = []
+        if self.config.backend is not None:
+            environment.append(("TRAINMQ_BACKEND", str(self.config.backend)))
+        if self.config.store is not None:
+            environment.append(("TRAINMQ_STORE", str(self.config.store)))
         return FunctionSpec(
             handler=self.config.handler,
             name=name,
             arn=f"arn:aws:lambda:{region}:{account}:function:{name}",
             memory=self.config.memory_limit_in_mb,
             region=region,
+            environment=tuple(environment),
         )
 
     def _warm(self, count: int) -> list[HandlerProcess | None]:

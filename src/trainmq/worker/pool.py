@@ -44,6 +44,8 @@ class FunctionSpec:
     arn: str
     memory: int
     region: str
+    #: Variables the handler processes get whatever the worker's environment says.
+    environment: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class HandlerProcess:
 def _environment(spec: FunctionSpec, function: dict[str, Any]) -> dict[str, str]:
     """The worker's environment plus Lambda's reserved variables (never overriding the user's)."""
     env = dict(os.environ)
+    env.update(spec.environment)
     env[FUNCTION_ENV] = json.dumps(function)
     lambda_vars = {
         "_HANDLER": spec.handler,
