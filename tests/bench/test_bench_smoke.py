@@ -6,16 +6,12 @@ figure with a target, only that each one was measured.
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "engine.py"
+from tests.bench.quick import is_positive_number, run_quick
+
 SCENARIOS = (
     "a_send_1_thread",
     "b_send_8_threads",
@@ -27,29 +23,10 @@ PEERS = ("persist-queue", "litequeue")
 LATENCY_FIGURES = ("receive_p50", "receive_p99", "receive_delete_p50", "receive_delete_p99")
 
 
-def is_positive_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    workdir = tmp_path_factory.mktemp("bench")
-    out = workdir / "out.json"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--dir", str(workdir)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(out.read_text()), result.stdout
+    return run_quick("engine.py", tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,13 @@ figure with a target, only that each one was measured and reported.
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "http.py"
+from tests.bench.quick import is_positive_number, run_quick
+
 WORKLOADS = ("send", "receive_delete", "send_batch")
 SUMMARY = ("requests_per_s", "messages_per_s", "p50_ms", "p99_ms")
 TARGETS = (
@@ -29,14 +25,6 @@ TARGETS = (
 )
 
 
-def is_positive_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
 
 def leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(tree, dict):
@@ -48,18 +36,7 @@ def leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    workdir = tmp_path_factory.mktemp("http-bench")
-    out = workdir / "out.json"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--dir", str(workdir)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(out.read_text()), result.stdout
+    return run_quick("http.py", tmp_path_factory.mktemp("http-bench"))
 
 
 @pytest.fixture(scope="module")

@@ -7,42 +7,17 @@ figure with a target, only that each one was measured and reported.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pipeline.py"
-
-
-def is_positive_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+from tests.bench.quick import is_positive_number, run_quick
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    workdir = tmp_path_factory.mktemp("pipeline-bench")
-    out = workdir / "out.json"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--dir", str(workdir)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    measured: dict[str, Any] = json.loads(out.read_text())
-    return measured, result.stdout
+    return run_quick("pipeline.py", tmp_path_factory.mktemp("pipeline-bench"))
 
 
 @pytest.fixture(scope="module")
