@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
-from ..store import BlobNotFound, BlobStore, InvalidKey, StoreError, validate_key
+from ..errors import PermanentFailure
+from ..store import BlobNotFound, BlobStore, StoreError
+from ..training.locations import key_of
 from .context import Context, Route
 from .format import count
 from .http import ROOT, ConsoleError, Response
@@ -29,15 +31,10 @@ LIST_LIMIT = 200
 
 def key_of_uri(store: BlobStore, uri: str) -> str:
     """The key ``uri`` names in ``store``; a 403 ConsoleError when it is outside it."""
-    base = store.address.rstrip("/") + "/"
-    if not uri.startswith(base):
-        raise ConsoleError(
-            403, "Outside the store", f"{uri} is not inside this server's store {base}."
-        )
     try:
-        return validate_key(unquote(uri[len(base) :]).strip("/"))
-    except InvalidKey as exc:
-        raise ConsoleError(403, "Outside the store", f"{uri} names no valid key: {exc}") from None
+        return key_of(store, uri)
+    except PermanentFailure as exc:
+        raise ConsoleError(403, "Outside the store", exc.reason) from None
 
 
 def store_label(store: BlobStore | None, uri: str) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "load_split",
     "read_manifest",
     "read_source",
+    "read_verified",
 ]
 
 MANIFEST_FORMAT = "trainmq-dataset/1"
@@ -142,7 +143,7 @@ class Manifest(_Model):
         return f"{self._base}/{path}"
 
 
-def _read_verified(store: BlobStore, uri: str, sha256: str | None, what: str) -> bytes:
+def read_verified(store: BlobStore, uri: str, sha256: str | None, what: str) -> bytes:
     key = key_of(store, uri, what)
     try:
         with store.get(key) as stream:
@@ -158,7 +159,7 @@ def _read_verified(store: BlobStore, uri: str, sha256: str | None, what: str) ->
 
 
 def read_source(store: BlobStore, uri: str, sha256: str) -> Source:
-    data = _read_verified(store, uri, sha256, "dataset source")
+    data = read_verified(store, uri, sha256, "dataset source")
     try:
         return Source.model_validate_json(data)
     except ValidationError as exc:
@@ -167,7 +168,7 @@ def read_source(store: BlobStore, uri: str, sha256: str) -> Source:
 
 def read_manifest(store: BlobStore, ref: DatasetRef) -> Manifest:
     """The manifest ``ref`` pins, after checking its bytes hash to the pinned version."""
-    data = _read_verified(store, ref.manifest_uri, ref.manifest_sha256, "dataset manifest")
+    data = read_verified(store, ref.manifest_uri, ref.manifest_sha256, "dataset manifest")
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
@@ -185,7 +186,7 @@ def load_split(store: BlobStore, manifest: Manifest, split: str) -> np.ndarray[A
         if shard.split != split:
             continue
         uri = manifest.locate(shard.path)
-        data = _read_verified(store, uri, shard.sha256, "shard")
+        data = read_verified(store, uri, shard.sha256, "shard")
         tokens = np.frombuffer(data, dtype=np.dtype(manifest.dtype).newbyteorder("<"))
         if len(tokens) != shard.tokens:
             raise PermanentFailure(

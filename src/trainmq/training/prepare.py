@@ -25,10 +25,10 @@ from .dataset import (
     Shard,
     Source,
     SourceRef,
-    _read_verified,
     canonical_json,
     dtype_for,
     read_source,
+    read_verified,
 )
 from .locations import key_of, uri_of
 from .messages import PrepareRequest
@@ -64,11 +64,12 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
             f"the input {request.input_uri}: the message says sha256 {request.input_sha256}, "
             f"the source says {entry.sha256}"
         )
-    data = _read_verified(store, entry.uri, entry.sha256, "input")
-    tokenizer_uri, tokenizer_sha, tokenizer = ensure_tokenizer(store, source, request.vocab_size)
+    data = read_verified(store, entry.uri, entry.sha256, "input")
+    stored = ensure_tokenizer(store, source, request.vocab_size)
+    tokenizer = stored.tokenizer
     eos = tokenizer.token_to_id(EOS)
     if eos is None:
-        raise PermanentFailure(f"the tokenizer {tokenizer_uri} has no {EOS} token")
+        raise PermanentFailure(f"the tokenizer {stored.uri} has no {EOS} token")
     dtype = np.dtype(dtype_for(tokenizer.get_vocab_size())).newbyteorder("<")
     split_docs: dict[str, list[str]] = {"train": [], "val": []}
     for doc in documents(data, entry.uri):
@@ -76,8 +77,7 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
 
     prefix = key_of(store, request.output_prefix, "output prefix").rstrip("/")
     # The version's own copy of its tokenizer, so that everything it names is inside it.
-    with store.get(key_of(store, tokenizer_uri, "tokenizer")) as stream:
-        store.put(f"{prefix}/tokenizer.json", stream.read())
+    store.put(f"{prefix}/tokenizer.json", stored.data)
     shards: list[Shard] = []
     for split, docs in split_docs.items():
         ids: list[int] = []
@@ -101,7 +101,7 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
             )
     part = {
         "input_sha256": entry.sha256,
-        "tokenizer": {"path": "tokenizer.json", "sha256": tokenizer_sha},
+        "tokenizer": {"path": "tokenizer.json", "sha256": stored.sha256},
         "vocab_size": tokenizer.get_vocab_size(),
         "eos_token": eos,
         "dtype": dtype_for(tokenizer.get_vocab_size()),
@@ -147,7 +147,7 @@ def _manifest_if_complete(
     try:
         store.create(key, data)
     except BlobExists:
-        existing = _read_verified(store, uri_of(store, key), None, "dataset manifest")
+        existing = read_verified(store, uri_of(store, key), None, "dataset manifest")
         if existing != data:
             raise PermanentFailure(
                 f"a different manifest already exists at {uri_of(store, key)}: datasets are "

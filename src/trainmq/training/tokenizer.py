@@ -13,15 +13,23 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from ..errors import PermanentFailure
 from ..store import BlobExists, BlobStore
-from .dataset import Source, _read_verified
+from .dataset import Source, read_verified
 from .locations import uri_of
 
-__all__ = ["EOS", "TOKENIZER_VERSION", "documents", "ensure_tokenizer", "train_tokenizer"]
+__all__ = [
+    "EOS",
+    "TOKENIZER_VERSION",
+    "StoredTokenizer",
+    "documents",
+    "ensure_tokenizer",
+    "train_tokenizer",
+]
 
 EOS = "<|endoftext|>"
 #: Bumped whenever training changes, so old and new tokenizers never share a name.
@@ -71,21 +79,31 @@ def tokenizer_key(inputs_sha256: str, vocab_size: int) -> str:
     return f"tokenizers/{name.hexdigest()[:40]}.json"
 
 
-def ensure_tokenizer(
-    store: BlobStore, source: Source, vocab_size: int
-) -> tuple[str, str, Tokenizer]:
-    """The dataset's tokenizer (trained now if no one has): its URI, sha256, and itself."""
+@dataclass(frozen=True)
+class StoredTokenizer:
+    """A tokenizer as the store holds it: where, its bytes and their sha256, and itself."""
+
+    uri: str
+    data: bytes
+    sha256: str
+    tokenizer: Tokenizer
+
+
+def ensure_tokenizer(store: BlobStore, source: Source, vocab_size: int) -> StoredTokenizer:
+    """The dataset's tokenizer, trained now if no one has."""
     key = tokenizer_key(source.content_sha256, vocab_size)
     if not store.exists(key):
 
         def texts() -> Iterator[str]:
             for item in source.inputs:
-                data = _read_verified(store, item.uri, item.sha256, "input")
+                data = read_verified(store, item.uri, item.sha256, "input")
                 yield from documents(data, item.uri)
 
         trained = train_tokenizer(texts(), vocab_size)
         with contextlib.suppress(BlobExists):  # another worker trained it first: use theirs
             store.create(key, trained.to_str().encode())
     uri = uri_of(store, key)
-    data = _read_verified(store, uri, None, "tokenizer")
-    return uri, hashlib.sha256(data).hexdigest(), Tokenizer.from_str(data.decode())
+    data = read_verified(store, uri, None, "tokenizer")
+    return StoredTokenizer(
+        uri, data, hashlib.sha256(data).hexdigest(), Tokenizer.from_str(data.decode())
+    )
