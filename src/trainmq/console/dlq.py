@@ -125,22 +125,13 @@ def _redrive_selected(context: Context, name: str, chosen: list[str]) -> Respons
     if len(chosen) > 1000:
         raise ConsoleError(400, "Too many messages", "Redrive at most 1000 at once, or all.")
     # Each goes back where it came from: the queue that dead-lettered it, or for a copy a
-    # worker dead-lettered on purpose, the queue its trainmq.SourceQueue attribute names.
-    groups: dict[str | None, list[str]] = {None: []}
+    # worker dead-lettered on purpose, the queue its trainmq.SourceQueue attribute names
+    # (the engine follows either).  Moving is sending there: the key must be allowed to.
     for message in engine.peek_messages(name, limit=len(chosen), message_ids=chosen):
         _, origin = reason_and_origin(message)
-        explicit = None if message.dead_letter_source else origin
-        if origin:  # moving is sending there: the key must be allowed to
+        if origin:
             context.viewer.require("SendMessage", origin)
-        groups.setdefault(explicit, []).append(message.message_id)
-    listed = {i for ids in groups.values() for i in ids}
-    groups[None] += [i for i in chosen if i not in listed]  # the engine reports them missing
-    outcomes = [
-        outcome
-        for destination, ids in groups.items()
-        if ids
-        for outcome in engine.move_messages(name, ids, destination)
-    ]
+    outcomes = engine.move_messages(name, chosen, None)
     rows = [
         render(
             "<tr><td><code>{id}</code></td><td>{result}</td></tr>",

@@ -6,15 +6,13 @@ import base64
 import json
 from urllib.parse import quote
 
-from ..queue.model import PeekedMessage
+from ..queue.model import DEAD_LETTER_REASON, SOURCE_QUEUE, PeekedMessage
 from .format import queue_link
 from .markup import Markup, join, render, time_tag
 
 __all__ = ["DEAD_LETTER_REASON", "SOURCE_QUEUE", "message_list", "pretty_body"]
 
 #: Message attributes a worker sets when it dead-letters a message on purpose.
-DEAD_LETTER_REASON = "trainmq.DeadLetterReason"
-SOURCE_QUEUE = "trainmq.SourceQueue"
 #: How much of a body a list shows; the message's own page shows all of it.
 PREVIEW_CHARS = 4000
 
@@ -38,7 +36,7 @@ def _attribute_value(message: PeekedMessage, name: str) -> str | None:
 def reason_and_origin(message: PeekedMessage) -> tuple[str | None, str | None]:
     """Why the message was dead-lettered and from which queue (name), where known."""
     reason = _attribute_value(message, DEAD_LETTER_REASON)
-    origin = _attribute_value(message, SOURCE_QUEUE) or message.dead_letter_source
+    origin = message.dead_letter_source or _attribute_value(message, SOURCE_QUEUE)
     if reason is None and message.dead_letter_source is not None:
         reason = "received more than maxReceiveCount times"
     return reason, None if origin is None else origin.rsplit(":", 1)[-1]

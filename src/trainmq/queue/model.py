@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "DEAD_LETTER_REASON",
+    "SOURCE_QUEUE",
     "BatchFailure",
     "MessageAttributeValue",
     "MoveTask",
@@ -98,6 +100,11 @@ class QueueRecord:
     created_at: int
     modified_at: int
 
+
+#: Message attributes a worker sets on the copy it dead-letters itself (a permanent
+#: failure): why, and the ARN of the queue it came from.  Redrives follow the latter.
+DEAD_LETTER_REASON = "trainmq.DeadLetterReason"
+SOURCE_QUEUE = "trainmq.SourceQueue"
 
 @dataclass(slots=True)
 class MoveTask:

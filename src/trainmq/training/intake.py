@@ -57,8 +57,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ConfigurationError, PermanentFailure, TrainmqError
+from ..queue.model import DEAD_LETTER_REASON, SOURCE_QUEUE
 from ..store import BlobExists, BlobStore, open_store
-from ..worker.settle import DEAD_LETTER_REASON, SOURCE_QUEUE
 from .messages import EvaluateRequest, PrepareRequest, TrainRequest, parse_message
 from .runs import RunRegistry, key_hash
 

@@ -12,12 +12,12 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..queue.model import DEAD_LETTER_REASON, SOURCE_QUEUE
+
 __all__ = ["DEAD_LETTER_REASON", "SOURCE_QUEUE", "Settler"]
 
 log = logging.getLogger("trainmq.worker")
 
-DEAD_LETTER_REASON = "trainmq.DeadLetterReason"
-SOURCE_QUEUE = "trainmq.SourceQueue"
 
 
 def _chunks(items: Sequence[Any], size: int = 10) -> Iterator[Sequence[Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..model import PeekedMessage, SelectedMove
 from . import queues
 from .messages import decode_attributes
-from .moves import move_row
+from .moves import declared_source, move_row
 
 __all__ = ["move_selected", "peek"]
 
@@ -84,14 +84,15 @@ def move_selected(
     outcomes = []
     for message_id in dict.fromkeys(message_ids):  # each once, in the order given
         row = conn.execute(
-            "SELECT id, visible_at, received_at, dead_letter_source FROM messages "
+            "SELECT id, visible_at, received_at, dead_letter_source, attributes FROM messages "
             "WHERE queue_id = ? AND message_id = ? AND sent_at > ?",
             (queue.id, message_id, now_ms - queue.retention_ms),
         ).fetchone()
         if row is None:
             outcomes.append(SelectedMove(message_id, False, reason="not in the queue"))
             continue
-        row_id, visible_at, received_at, origin_arn = row
+        row_id, visible_at, received_at, recorded_arn, attributes = row
+        origin_arn = recorded_arn or declared_source(attributes)
         if _state(visible_at, received_at, now_ms) == "in flight":
             outcomes.append(SelectedMove(message_id, False, reason="in flight"))
             continue

@@ -13,7 +13,7 @@ import sqlite3
 import uuid
 
 from ...errors import InvalidParameterValue, ResourceNotFoundException
-from ..model import MoveTask
+from ..model import SOURCE_QUEUE, MoveTask
 from . import queues
 
 __all__ = ["cancel", "list_tasks", "move_chunk", "move_row", "start"]
@@ -102,10 +102,6 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
     return True
 
 
-#: The attribute a worker sets on a message it dead-letters itself (a permanent failure).
-SOURCE_QUEUE_ATTRIBUTE = "trainmq.SourceQueue"
-
-
 def declared_source(attributes: str | None) -> str | None:
     """The source queue ARN a dead-lettered copy declares in its ``trainmq.SourceQueue``.
 
@@ -116,7 +112,7 @@ def declared_source(attributes: str | None) -> str | None:
     if not attributes:
         return None
     try:
-        value = json.loads(attributes).get(SOURCE_QUEUE_ATTRIBUTE)
+        value = json.loads(attributes).get(SOURCE_QUEUE)
     except (ValueError, AttributeError):
         return None
     if not isinstance(value, list) or len(value) != 3 or value[2] or not isinstance(value[1], str):
