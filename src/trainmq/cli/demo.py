@@ -131,26 +131,21 @@ def _plot(state: _State, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
-    if state.curve:
-        steps, losses = zip(*sorted(dict(state.curve).items()), strict=True)
-        axes.plot(steps, losses, label="train loss", color="#1f77b4")
-    if state.val_curve:
-        steps, losses = zip(*sorted(dict(state.val_curve).items()), strict=True)
-        axes.plot(steps, losses, "o-", label="validation loss", color="#d62728")
-    if state.killed_at is not None:
-        axes.axvline(
-            state.killed_at,
-            color="grey",
-            linestyle="--",
-            label=f"worker killed (step {state.killed_at})",
-        )
-    if state.resumed_from is not None:
-        axes.axvline(
-            state.resumed_from,
-            color="green",
-            linestyle=":",
-            label=f"resumed from step {state.resumed_from}",
-        )
+    curves = [
+        (state.curve, "-", "train loss", "#1f77b4"),
+        (state.val_curve, "o-", "validation loss", "#d62728"),
+    ]
+    for points, style, label, color in curves:
+        if points:
+            steps, losses = zip(*sorted(dict(points).items()), strict=True)
+            axes.plot(steps, losses, style, label=label, color=color)
+    marks = [
+        (state.killed_at, "grey", "--", "worker killed (step {})"),
+        (state.resumed_from, "green", ":", "resumed from step {}"),
+    ]
+    for step, color, style, label in marks:
+        if step is not None:
+            axes.axvline(step, color=color, linestyle=style, label=label.format(step))
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy (nats/token)")
     axes.set_title("trainmq demo: decoder-only transformer on Python's own text")
