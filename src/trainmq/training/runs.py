@@ -24,6 +24,7 @@ Layout below ``prefix`` (default ``runs``), ``<h>`` the sha256 of the key::
     <h>/attempt-000001.alive          its liveness stamp (overwritten)
     <h>/events/000001-00000007.json   event 7 of attempt 1
     <h>/completed.json                the result (create-only)
+    by-id/<sha256 of the run id>.json the newest run of that id (its key)
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ class RunRegistry:
             )
         except BlobExists:
             return Registration("attached", self.get(idempotency_key))
+        # Find a run by its id without reading every record (the newest run of an id wins).
+        self.store.put(
+            self._by_id(run_id), json.dumps({"idempotency_key": idempotency_key}).encode()
+        )
         return Registration("started", record)
 
     def claim(
@@ -135,10 +140,16 @@ class RunRegistry:
         ]
         return sorted(runs, key=lambda r: (r.created_at, r.run_id))
 
+    def _by_id(self, run_id: str) -> str:
+        return f"{self.prefix}/by-id/{key_hash(run_id)}.json"
+
     def find(self, run_id: str) -> RunRecord | None:
         """The newest run with this ``run_id``, if any."""
-        found = [run for run in self.list_runs() if run.run_id == run_id]
-        return found[-1] if found else None
+        try:
+            pointer = _load(self.store, self._by_id(run_id))
+        except (BlobNotFound, ValueError):
+            return None
+        return self.get(str(pointer["idempotency_key"]))
 
     # -- attempts ------------------------------------------------------------------------
     def _take(
