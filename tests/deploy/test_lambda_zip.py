@@ -302,6 +302,7 @@ def test_the_handler_runs_from_the_extracted_zip_alone(
     assert sorted(o["Key"] for o in listed.get("Contents", [])) == [
         f"pipeline/intake/forwarded/{hashlib.sha256(b'train/r-17').hexdigest()}.json",
         f"{run_dir}/run.json",
+        f"pipeline/runs/by-id/{hashlib.sha256(b'r-17').hexdigest()}.json",  # find by run id
     ]
     run = json.loads(
         s3.get_object(Bucket="trainmq-datasets", Key=f"{run_dir}/run.json")["Body"].read()
