@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
 from ..errors import (
-    AccessDenied,
     ConfigurationError,
     IncompleteSignature,
     InvalidClientTokenId,
@@ -229,10 +228,3 @@ def verify(request: SignedRequest, credentials: Credentials, now: dt.datetime) -
         raise SignatureDoesNotMatch()
     return key
 
-
-def authorize(key: AccessKey, action: str, queue: str | None, arn: str) -> None:
-    if not key.allows(action, queue):
-        raise AccessDenied(
-            f"User: {key.name} is not authorized to perform: sqs:{action} on resource: {arn} "
-            f"because no identity-based policy allows the sqs:{action} action"
-        )
