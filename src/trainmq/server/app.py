@@ -201,7 +201,9 @@ class SQSApp:
             headers=headers,
             body=body,
         )
-        return verify(request, self.credentials, dt.datetime.now(dt.UTC))
+        return verify(
+            request, self.credentials, dt.datetime.now(dt.UTC), self.service.backend.region
+        )
 
     async def _dispatch(
         self,
