@@ -171,12 +171,26 @@ class Client:
         request = self.signed("POST", BASE + path, body, {"Content-Type": FORM})
         return self.send(request)
 
-    def presign(self, params: Mapping[str, str], *, expires: int = 300) -> str:
-        """A presigned GET URL for a Query request, as botocore's presigner makes it."""
+    def presign(
+        self,
+        params: Mapping[str, str],
+        *,
+        expires: int = 300,
+        unsigned_payload: bool = False,
+        method: str = "GET",
+    ) -> str:
+        """A presigned URL (GET unless told) for a Query request, as botocore's presigner makes it
+        (signing the empty body's hash), or as S3-style signers do (UNSIGNED-PAYLOAD)."""
         target = f"{BASE}/?{urlencode({**params, 'Version': '2012-11-05'})}"
-        request = AWSRequest(method="GET", url=target)
-        SigV4QueryAuth(self.credentials, "sqs", self.region, expires=expires).add_auth(request)
+        request = AWSRequest(method=method, url=target)
+        signer = _UnsignedPayloadQueryAuth if unsigned_payload else SigV4QueryAuth
+        signer(self.credentials, "sqs", self.region, expires=expires).add_auth(request)
         return str(request.url)
+
+
+class _UnsignedPayloadQueryAuth(SigV4QueryAuth):
+    def payload(self, request: AWSRequest) -> str:
+        return "UNSIGNED-PAYLOAD"
 
 
 def sign_by_hand(

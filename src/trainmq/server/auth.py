@@ -273,18 +273,20 @@ def _check_signed_headers(request: SignedRequest, found: _Signature, signed: lis
         )
 
 
-def _payload_hash(request: SignedRequest, found: _Signature) -> str:
-    """A presigned URL signs no payload (its body is empty); a signed request signs its
-    body's SHA-256, as SQS requires (UNSIGNED-PAYLOAD is S3's, not SQS's)."""
+def _payload_hashes(request: SignedRequest, found: _Signature) -> list[str]:
+    """The payload hashes the signature may cover.  A signed request signs its body's
+    SHA-256, as SQS requires (UNSIGNED-PAYLOAD is S3's, not SQS's).  A presigned URL
+    has no body: SDKs sign the empty body's hash, S3-style signers UNSIGNED-PAYLOAD,
+    and both mean the same here."""
     declared = request.headers.get("x-amz-content-sha256")
-    if found.presigned:
-        if declared not in (None, _UNSIGNED_PAYLOAD):
-            raise SignatureDoesNotMatch()
-        return _UNSIGNED_PAYLOAD
     actual = hashlib.sha256(request.body).hexdigest()
+    if found.presigned:
+        if declared not in (None, _UNSIGNED_PAYLOAD, actual):
+            raise SignatureDoesNotMatch()
+        return [actual, _UNSIGNED_PAYLOAD]
     if declared is not None and declared != actual:
         raise SignatureDoesNotMatch()  # the body is not the one that was signed
-    return actual
+    return [actual]
 
 
 def verify(
@@ -303,31 +305,28 @@ def verify(
     _check_scope(found, scope, region)
     signed = found.signed_headers.split(";")
     _check_signed_headers(request, found, signed)
-    canonical = "\n".join(
-        [
-            request.method,
-            quote(request.raw_path or "/", safe="/~"),
-            _canonical_query(request.query_string, found.presigned),
-            _canonical_headers(request, signed),
-            found.signed_headers,
-            _payload_hash(request, found),
-        ]
-    )
-    date = scope[1]
-    string_to_sign = "\n".join(
-        [
-            _ALGORITHM,
-            found.amz_date,
-            f"{date}/{region}/sqs/aws4_request",
-            hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-        ]
-    )
-    expected = hmac.new(
-        _signing_key(key.secret_access_key, date, region, "sqs"),
-        string_to_sign.encode("utf-8"),
-        hashlib.sha256,
-    ).hexdigest()
-    signature = found.signature
-    if not (signature.isascii() and hmac.compare_digest(expected, signature)):
-        raise SignatureDoesNotMatch()
-    return key
+    signing_key = _signing_key(key.secret_access_key, scope[1], region, "sqs")
+    for payload_hash in _payload_hashes(request, found):
+        canonical = "\n".join(
+            [
+                request.method,
+                quote(request.raw_path or "/", safe="/~"),
+                _canonical_query(request.query_string, found.presigned),
+                _canonical_headers(request, signed),
+                found.signed_headers,
+                payload_hash,
+            ]
+        )
+        string_to_sign = "\n".join(
+            [
+                _ALGORITHM,
+                found.amz_date,
+                f"{scope[1]}/{region}/sqs/aws4_request",
+                hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            ]
+        )
+        expected = hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256)
+        signature = found.signature
+        if signature.isascii() and hmac.compare_digest(expected.hexdigest(), signature):
+            return key
+    raise SignatureDoesNotMatch()
