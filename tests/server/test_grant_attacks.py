@@ -296,3 +296,18 @@ def test_list_queues_pages_never_reveal_hidden_names(alice: Client, admin: Clien
     assert seen == [url("a-dlq"), url("a-main")]
     everything = admin.ok("ListQueues", {})["QueueUrls"]
     assert len(everything) == 5
+
+
+def test_a_receipt_handle_of_another_queue_deletes_nothing(alice: Client, admin: Client) -> None:
+    """A guard, not a regression: handles are bound to their queue in the engine."""
+    received = admin.ok("ReceiveMessage", {"QueueUrl": url("b-secret"), "VisibilityTimeout": 60})
+    handle = received["Messages"][0]["ReceiptHandle"]
+    alice.json("DeleteMessage", {"QueueUrl": url("a-main"), "ReceiptHandle": handle})
+    alice.json(
+        "ChangeMessageVisibility",
+        {"QueueUrl": url("a-main"), "ReceiptHandle": handle, "VisibilityTimeout": 0},
+    )
+    attributes = admin.ok(
+        "GetQueueAttributes", {"QueueUrl": url("b-secret"), "AttributeNames": ["All"]}
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
