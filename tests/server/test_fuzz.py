@@ -193,9 +193,13 @@ def forms(draw: st.DrawFn, queue_url: str) -> bytes:
     if draw(st.booleans()):
         return draw(st.binary(max_size=300))
     action = draw(st.sampled_from(FUZZED_ACTIONS) | st.text(max_size=12))
+    own = _query_names(action)
+    names = (
+        st.sampled_from(own) if own and draw(st.booleans()) else st.sampled_from(QUERY_PARAMETERS)
+    )
     fields = draw(
         st.dictionaries(
-            st.sampled_from(QUERY_PARAMETERS) | st.text(max_size=12),
+            names | st.text(max_size=12),
             st.sampled_from([queue_url, "All", "1", "-5", "abc", "", "AAAA"])
             | st.text(max_size=30),
             max_size=8,
@@ -203,6 +207,26 @@ def forms(draw: st.DrawFn, queue_url: str) -> bytes:
     )
     pairs = [("Action", action), *fields.items()]
     return urllib.parse.urlencode(pairs, encoding="utf-8", errors="surrogatepass").encode()
+
+
+#: The member a Query parameter name decodes to (its first part, else itself).
+_QUERY_MEMBER = {
+    "AttributeName": "AttributeNames",
+    "MessageAttributeName": "MessageAttributeNames",
+    "MessageAttribute": "MessageAttributes",
+    "SendMessageBatchRequestEntry": "Entries",
+    "DeleteMessageBatchRequestEntry": "Entries",
+    "Tag": "Tags",
+    "TagKey": "TagKeys",
+}
+
+
+def _query_names(action: str) -> list[str]:
+    """The fuzzed Query parameters that decode to members of ``action``."""
+    members = set(MEMBERS.get(action, ())) | {"Action", "Version"}
+    if "tags" in members:  # CreateQueue's Tag.N.Key/Value decode to its "tags"
+        members.add("Tags")
+    return [p for p in QUERY_PARAMETERS if _QUERY_MEMBER.get(p.split(".")[0], p) in members]
 
 
 def test_fuzz_query_protocol(server: ServerProcess, fuzz_queue: str) -> None:
