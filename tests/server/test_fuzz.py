@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 from .conftest import ADMIN, REGION, Response, ServerProcess, http
 
 ANSWER_WITHIN = 5.0
-ACTIONS = sorted(botocore.session.get_session().get_service_model("sqs").operation_names)
+MODEL = botocore.session.get_session().get_service_model("sqs")
+ACTIONS = sorted(MODEL.operation_names)
+#: Each action's own members: unmodelled ones are refused at once, so most fuzzed requests
+#: use only these, to reach the action itself.
+MEMBERS = {a: sorted(MODEL.operation_model(a).input_shape.members) for a in ACTIONS}
 CONTENT_TYPES = [
     "application/x-amz-json-1.0",
     "application/x-amz-json-1.1",
@@ -110,17 +114,20 @@ def json_values(queue_url: str) -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def json_bodies(draw: st.DrawFn, queue_url: str) -> bytes:
+def json_bodies(draw: st.DrawFn, queue_url: str, action: str = "") -> bytes:
     """Mostly maps of real parameter names (often naming the real queue), sometimes junk."""
     choice = draw(st.integers(0, 9))
     if choice == 0:
         return draw(st.binary(max_size=300))
     if choice == 1:
         return json.dumps(draw(json_values(queue_url))).encode()
+    names = MEMBERS.get(action) if choice > 2 else None
     params = draw(
-        st.dictionaries(st.sampled_from(JSON_PARAMETERS), json_values(queue_url), max_size=5)
+        st.dictionaries(
+            st.sampled_from(names or JSON_PARAMETERS), json_values(queue_url), max_size=5
+        )
     )
-    if choice > 4:
+    if choice > 4 and (names is None or "QueueUrl" in names):
         params["QueueUrl"] = queue_url
     text = json.dumps(params)
     return text.encode("utf-8", "surrogatepass") if choice == 2 else text.encode("utf-8", "replace")
@@ -174,7 +181,7 @@ def test_fuzz_json_protocol(server: ServerProcess, fuzz_queue: str) -> None:
         else:
             target = draw(HEADER_TEXT | st.builds("AmazonSQS.{}".format, HEADER_TEXT))
             content_type = draw(st.sampled_from(CONTENT_TYPES))
-        body = draw(json_bodies(fuzz_queue))
+        body = draw(json_bodies(fuzz_queue, target.removeprefix("AmazonSQS.")))
         answered(server.url + "/", body, headers_for(draw, content_type, target))
 
     one_request()
@@ -186,9 +193,13 @@ def forms(draw: st.DrawFn, queue_url: str) -> bytes:
     if draw(st.booleans()):
         return draw(st.binary(max_size=300))
     action = draw(st.sampled_from(FUZZED_ACTIONS) | st.text(max_size=12))
+    own = _query_names(action)
+    names = (
+        st.sampled_from(own) if own and draw(st.booleans()) else st.sampled_from(QUERY_PARAMETERS)
+    )
     fields = draw(
         st.dictionaries(
-            st.sampled_from(QUERY_PARAMETERS) | st.text(max_size=12),
+            names | st.text(max_size=12),
             st.sampled_from([queue_url, "All", "1", "-5", "abc", "", "AAAA"])
             | st.text(max_size=30),
             max_size=8,
@@ -196,6 +207,26 @@ def forms(draw: st.DrawFn, queue_url: str) -> bytes:
     )
     pairs = [("Action", action), *fields.items()]
     return urllib.parse.urlencode(pairs, encoding="utf-8", errors="surrogatepass").encode()
+
+
+#: The member a Query parameter name decodes to (its first part, else itself).
+_QUERY_MEMBER = {
+    "AttributeName": "AttributeNames",
+    "MessageAttributeName": "MessageAttributeNames",
+    "MessageAttribute": "MessageAttributes",
+    "SendMessageBatchRequestEntry": "Entries",
+    "DeleteMessageBatchRequestEntry": "Entries",
+    "Tag": "Tags",
+    "TagKey": "TagKeys",
+}
+
+
+def _query_names(action: str) -> list[str]:
+    """The fuzzed Query parameters that decode to members of ``action``."""
+    members = set(MEMBERS.get(action, ())) | {"Action", "Version"}
+    if "tags" in members:  # CreateQueue's Tag.N.Key/Value decode to its "tags"
+        members.add("Tags")
+    return [p for p in QUERY_PARAMETERS if _QUERY_MEMBER.get(p.split(".")[0], p) in members]
 
 
 def test_fuzz_query_protocol(server: ServerProcess, fuzz_queue: str) -> None:

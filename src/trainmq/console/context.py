@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..clock import Clock
 from ..queue.service import SQSService
+from ..server.authorize import accesses
 from ..server.traffic import Traffic
 from ..store import BlobStore
 from ..training.runs import RunRegistry
@@ -38,6 +40,14 @@ class Context:
 
     def csrf_field(self) -> Markup:
         return self.page.csrf_field()
+
+    def require_request(self, action: str, params: Mapping[str, Any]) -> None:
+        """Refuse (403) unless the viewer may do everything the SQS request would do:
+        every queue it reads or writes, resolved as the API's grant check resolves it."""
+        if self.viewer.key is None:
+            return
+        for needed, queue in accesses(self.service, action, params):
+            self.viewer.require(needed, queue)
 
 
 Handler = Callable[..., Response]

@@ -3,6 +3,7 @@ through a message-move task (with its progress), or hand-picked messages."""
 
 from __future__ import annotations
 
+from ..server.authorize import redrive_destinations
 from .context import Context, Route
 from .format import count, queue_link
 from .http import ConsoleError, Response, redirect
@@ -107,7 +108,11 @@ def redrive(context: Context, name: str) -> Response:
     context.viewer.require("StartMessageMoveTask", name)
     mode = context.request.field("mode")
     if mode == "all":
-        context.service.dispatch("StartMessageMoveTask", {"SourceArn": context.service.arn(name)})
+        # Each message goes back to its origin: the key must be allowed to send to every
+        # queue the move may write into, not just to start it.
+        request = {"SourceArn": context.service.arn(name)}
+        context.require_request("StartMessageMoveTask", request)
+        context.service.dispatch("StartMessageMoveTask", request)
         return redirect(f"/dlq/{name}", notice="redrive-started")
     if mode != "selected":
         raise ConsoleError(400, "Nothing to do", "Choose Redrive all or Redrive selected.")
@@ -126,11 +131,14 @@ def _redrive_selected(context: Context, name: str, chosen: list[str]) -> Respons
         raise ConsoleError(400, "Too many messages", "Redrive at most 1000 at once, or all.")
     # Each goes back where it came from: the queue that dead-lettered it, or for a copy a
     # worker dead-lettered on purpose, the queue its trainmq.SourceQueue attribute names
-    # (the engine follows either).  Moving is sending there: the key must be allowed to.
+    # when that queue really dead-letters into this one (the engine follows either).
+    # Moving is sending there: the key must be allowed to.
+    destinations = set(redrive_destinations(context.service, name))
     for message in engine.peek_messages(name, limit=len(chosen), message_ids=chosen):
         _, origin = reason_and_origin(message)
-        if origin:
-            context.viewer.require("SendMessage", origin)
+        origin_name = origin.rsplit(":", 1)[-1] if origin else None
+        if origin_name in destinations:
+            context.viewer.require("SendMessage", origin_name)
     outcomes = engine.move_messages(name, chosen, None)
     rows = [
         render(

@@ -321,10 +321,12 @@ def set_attributes(context: Context, name: str) -> Response:
             )
         elif dead_letter_target(context.service.backend.get_queue(name)) is not None:
             changes["RedrivePolicy"] = ""
-        context.service.dispatch(
-            "SetQueueAttributes", {"QueueUrl": context.service.url(name), "Attributes": changes}
-        )
+        request = {"QueueUrl": context.service.url(name), "Attributes": changes}
+        context.require_request("SetQueueAttributes", request)  # dlq=: SendMessage there
+        context.service.dispatch("SetQueueAttributes", request)
     except (SQSError, ConsoleError) as error:
+        if isinstance(error, ConsoleError) and error.status == 403:
+            raise
         text = error.message if isinstance(error, SQSError) else error.detail
         return queue_page(
             context, name, error=f"Not saved: {text}", values=values, form="attributes", status=400

@@ -23,7 +23,7 @@ from .model import (
     SendResult,
 )
 
-__all__ = ["MessageBrowser", "QueueBackend"]
+__all__ = ["MessageBrowser", "QueueBackend", "RedriveDestinations"]
 
 
 class QueueBackend(Protocol):
@@ -123,4 +123,18 @@ class MessageBrowser(Protocol):
     ) -> list[SelectedMove]:
         """Move the named messages to ``destination`` (None: the queue each was
         dead-lettered from); each leaves ``source`` and arrives in one transaction."""
+        ...
+
+
+@runtime_checkable
+class RedriveDestinations(Protocol):
+    """What a backend that knows where a redrive goes adds (the embedded engine does).
+
+    A move task without a destination sends each message back to its origin, so
+    authorizing one means knowing every origin first; a backend without this
+    method is asked for its dead-letter source queues instead.
+    """
+
+    def redrive_destinations(self, source: str) -> list[str]:
+        """Every queue a move task from ``source`` without a destination may write into."""
         ...

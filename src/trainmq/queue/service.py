@@ -172,9 +172,15 @@ class SQSService(MessagingActions):
         self.backend.get_queue(name)
         return {"QueueUrl": self.url(name)}
 
-    def list_queues(self, params: Params) -> Response:
+    def list_queues(
+        self, params: Params, *, visible: Callable[[str], bool] | None = None
+    ) -> Response:
+        """One page of queue URLs; ``visible`` (the caller's grants) filters the names
+        before paging, so that neither a page nor its NextToken reveals hidden ones."""
         prefix = params.get("QueueNamePrefix")
         names = self.backend.list_queues(prefix if isinstance(prefix, str) else None)
+        if visible is not None:
+            names = [name for name in names if visible(name)]
         return self._page(names, params, "QueueUrls")
 
     def _page(self, names: list[str], params: Params, key: str) -> Response:

@@ -11,10 +11,8 @@ answers at once, as a short poll).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
-import json
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -31,7 +29,8 @@ from ..errors import (
 )
 from ..queue.service import ACTIONS, SQSService
 from . import json_protocol, query_protocol
-from .auth import AccessKey, Credentials, SignedRequest, authorize, verify
+from .auth import AccessKey, Credentials, SignedRequest, verify
+from .authorize import MODELLED_MEMBERS, authorize_request, check_members
 from .metrics import Metrics
 from .traffic import Traffic
 
@@ -145,6 +144,7 @@ class SQSApp:
                 if action not in _ACTION_SET:
                     raise InvalidAction(f"The action {action or '(none)'} is not valid.")
                 params = json_protocol.decode_request(action, body)
+                check_members(action, params, query=False)
             else:
                 form = parse_qsl(
                     scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
@@ -156,7 +156,8 @@ class SQSApp:
                     raise InvalidAction(
                         f"The action {action or '(none)'} is not valid for this endpoint."
                     )
-                _queue_url_from_path(scope, headers, params)
+                _queue_url_from_path(scope, headers, action, params)
+                check_members(action, params, query=True)
             result = await self._dispatch(scope, headers, action, params, key)
             payload = (
                 json_protocol.encode_response(result)
@@ -200,7 +201,9 @@ class SQSApp:
             headers=headers,
             body=body,
         )
-        return verify(request, self.credentials, dt.datetime.now(dt.UTC))
+        return verify(
+            request, self.credentials, dt.datetime.now(dt.UTC), self.service.backend.region
+        )
 
     async def _dispatch(
         self,
@@ -212,10 +215,15 @@ class SQSApp:
     ) -> dict[str, Any]:
         host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
         service = self._view(f"{scope.get('scheme', 'http')}://{host}")
-        if key is not None:
-            queue = _target_queue(service, action, params)
-            authorize(key, action, queue, service.arn(queue or "*"))
         loop = asyncio.get_running_loop()
+        if key is not None:
+            await loop.run_in_executor(
+                self._executor, authorize_request, key, service, action, params
+            )
+            if action == "ListQueues":
+                visible = functools.partial(key.allows, "ListQueues")
+                call = functools.partial(service.list_queues, params, visible=visible)
+                return await loop.run_in_executor(self._executor, call)
         long_poll = action == "ReceiveMessage" and str(params.get("WaitTimeSeconds", "")) != "0"
         if long_poll and self._long_polls < self._max_long_polls:
             self._long_polls += 1
@@ -229,48 +237,26 @@ class SQSApp:
             if long_poll:
                 params = {**params, "WaitTimeSeconds": 0}
             result = await loop.run_in_executor(self._executor, service.dispatch, action, params)
-        if key is not None and action == "ListQueues":
-            result = _filter_queue_urls(result, key.queue_patterns("ListQueues"))
         return result
 
 
-def _queue_url_from_path(scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> None:
-    """Query requests may address the queue by the request path instead of QueueUrl."""
+def _queue_url_from_path(
+    scope: Scope, headers: dict[str, str], action: str, params: dict[str, Any]
+) -> None:
+    """Query requests may address the queue by the request path instead of QueueUrl;
+    only for actions that model QueueUrl (a path never stands in for a SourceArn)."""
     parts = [p for p in scope["path"].split("/") if p]
-    if "QueueUrl" not in params and len(parts) == 2:
+    modelled = "QueueUrl" in MODELLED_MEMBERS.get(action, ())
+    if modelled and "QueueUrl" not in params and len(parts) == 2:
         host = headers.get("host", "localhost")
         params["QueueUrl"] = f"{scope.get('scheme', 'http')}://{host}/{parts[0]}/{parts[1]}"
 
 
 def _target_queue(service: SQSService, action: str, params: dict[str, Any]) -> str | None:
-    """The queue an action acts on, for grants (None: no single queue, e.g. ListQueues)."""
+    """The queue a message action acted on, for the traffic counters."""
     if isinstance(params.get("QueueUrl"), str):
         return str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1]
-    if isinstance(params.get("QueueName"), str):
-        return str(params["QueueName"])
-    if isinstance(params.get("SourceArn"), str):
-        return str(params["SourceArn"]).rsplit(":", 1)[-1]
-    if isinstance(params.get("TaskHandle"), str):
-        try:
-            source = json.loads(base64.b64decode(params["TaskHandle"]))["sourceArn"]
-            return str(source).rsplit(":", 1)[-1]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            return ""
     return None
-
-
-def _filter_queue_urls(result: dict[str, Any], patterns: list[str]) -> dict[str, Any]:
-    import fnmatch
-
-    urls = [
-        u
-        for u in result.get("QueueUrls", [])
-        if any(fnmatch.fnmatchcase(u.rsplit("/", 1)[-1], p) for p in patterns)
-    ]
-    filtered = {k: v for k, v in result.items() if k != "QueueUrls"}
-    if urls:
-        filtered["QueueUrls"] = urls
-    return filtered
 
 
 def _message_count(action: str, params: dict[str, Any], result: dict[str, Any]) -> int:

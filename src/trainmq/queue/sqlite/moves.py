@@ -16,7 +16,15 @@ from ...errors import InvalidParameterValue, ResourceNotFoundException
 from ..model import SOURCE_QUEUE, MoveTask
 from . import queues
 
-__all__ = ["cancel", "list_tasks", "move_chunk", "move_row", "start"]
+__all__ = [
+    "cancel",
+    "destinations",
+    "list_tasks",
+    "move_chunk",
+    "move_row",
+    "origin",
+    "start",
+]
 
 _SEQUENCE_BASE = 10**19
 _COLUMNS = (
@@ -83,9 +91,9 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
         (source.id, last_row, limit),
     ).fetchall()
     moved = 0
+    sources = None if destination_name else dead_letter_sources(conn, source_name)
     for row_id, recorded_arn, attributes in rows:
-        origin_arn = recorded_arn or declared_source(attributes)
-        target_name = destination_name or (origin_arn.rsplit(":", 1)[1] if origin_arn else None)
+        target_name = destination_name or origin(recorded_arn, attributes, sources or set())
         target = queues.find(conn, target_name) if target_name else None
         if target is None:
             _fail(conn, task_id, "AWS.SimpleQueueService.NonExistentQueue")
@@ -100,6 +108,47 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
         conn.execute("UPDATE move_tasks SET status = 'COMPLETED' WHERE task_handle = ?", (task_id,))
         return False
     return True
+
+
+def dead_letter_sources(conn: sqlite3.Connection, dead_letter_queue: str) -> set[str]:
+    """The queues whose RedrivePolicy names ``dead_letter_queue`` as their target now."""
+    return {
+        row.name
+        for row in queues.all_rows(conn)
+        if (redrive := row.redrive()) is not None and redrive[0] == dead_letter_queue
+    }
+
+
+def origin(recorded_arn: str | None, attributes: str | None, sources: set[str]) -> str | None:
+    """The queue a redrive without a destination sends this message back to, or None.
+
+    The source the engine recorded when it dead-lettered the message is where it
+    came from.  A ``trainmq.SourceQueue`` attribute is only a claim: any client
+    that may send to the dead-letter queue can set it, so it is honoured only when
+    the queue it names really is a dead-letter source of this queue (its
+    RedrivePolicy targets it); otherwise a planted message could make an operator's
+    redrive write into any queue.
+    """
+    if recorded_arn:
+        return recorded_arn.rsplit(":", 1)[1]
+    declared = declared_source(attributes)
+    name = declared.rsplit(":", 1)[1] if declared else None
+    return name if name in sources else None
+
+
+def destinations(conn: sqlite3.Connection, source: str) -> list[str]:
+    """Every queue a redrive of ``source`` without a destination may write into: the
+    sources recorded on its messages and the queues that dead-letter into it now."""
+    queue = queues.load(conn, source)
+    recorded = {
+        str(arn).rsplit(":", 1)[1]
+        for (arn,) in conn.execute(
+            "SELECT DISTINCT dead_letter_source FROM messages "
+            "WHERE queue_id = ? AND dead_letter_source IS NOT NULL",
+            (queue.id,),
+        )
+    }
+    return sorted(recorded | dead_letter_sources(conn, source))
 
 
 def declared_source(attributes: str | None) -> str | None:
