@@ -47,6 +47,9 @@ Send = Callable[[Message], Awaitable[None]]
 #: Largest request body accepted: a 1 MiB batch, base64 and protocol overhead included.
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 _ACTION_SET = frozenset(ACTIONS)
+#: Actions on the service, not a queue: AWS refuses them at a queue's URL.
+_SERVICE_ACTIONS = frozenset({"CreateQueue", "ListQueues"})
+_UNKNOWN_OPERATION = b"<UnknownOperationException/>"
 _MESSAGE_ACTIONS = {
     "SendMessage": "sent",
     "SendMessageBatch": "sent",
@@ -138,6 +141,7 @@ class SQSApp:
         target = headers.get("x-amz-target", "")
         is_json = target.startswith("AmazonSQS.") or "json" in headers.get("content-type", "")
         action = target.removeprefix("AmazonSQS.") if is_json else ""
+        request_id = query_protocol.new_request_id()
         try:
             body = await _read_body(receive, headers, self.max_request_bytes)
             key = self._authenticate(scope, headers, body)  # before parsing, as AWS does
@@ -146,45 +150,46 @@ class SQSApp:
                     raise InvalidAction(f"The action {action or '(none)'} is not valid.")
                 params = json_protocol.decode_request(action, body)
             else:
-                form = parse_qsl(
-                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
-                )
-                if body:
-                    form += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-                action, params = query_protocol.decode_request(dict(form))
-                if action not in _ACTION_SET:
-                    raise InvalidAction(
-                        f"The action {action or '(none)'} is not valid for this endpoint."
-                    )
-                _queue_url_from_path(scope, headers, params)
+                decoded = _decode_query(scope, headers, body)
+                if decoded is None:  # a GET of a queue's URL that names no action
+                    await _respond(send, 404, b"text/xml", _UNKNOWN_OPERATION, request_id)
+                    return
+                action, params = decoded
             result = await self._dispatch(scope, headers, action, params, key)
-            payload = (
-                json_protocol.encode_response(result)
-                if is_json
-                else query_protocol.encode_response(action, result)
-            )
-            content_type = json_protocol.CONTENT_TYPE if is_json else query_protocol.CONTENT_TYPE
-            await _respond(send, 200, content_type.encode(), payload)
+            content_type, payload = _encode_result(is_json, headers, action, result, request_id)
+            await _respond(send, 200, content_type, payload, request_id)
             count = _message_count(action, params, result)
             self.metrics.observe(action or "unknown", None, time.perf_counter() - started, count)
             if count:
                 queue = _target_queue(self.service, action, params)
                 self.traffic.record(queue or "", _MESSAGE_ACTIONS[action], count)
         except SQSError as error:
-            await self._error(send, error, is_json, action, started)
+            await self._error(send, error, is_json, action, started, request_id)
         except StorageError as exc:
             log.error("storage error in %s: %s", action, exc)
-            await self._error(send, InternalError(), is_json, action, started)
+            await self._error(send, InternalError(), is_json, action, started, request_id)
         except Exception:
             log.exception("unexpected error in %s", action)
-            await self._error(send, InternalError(), is_json, action, started)
+            await self._error(send, InternalError(), is_json, action, started, request_id)
 
     async def _error(
-        self, send: Send, error: SQSError, is_json: bool, action: str, started: float
+        self,
+        send: Send,
+        error: SQSError,
+        is_json: bool,
+        action: str,
+        started: float,
+        request_id: str,
     ) -> None:
-        encode = json_protocol.encode_error if is_json else query_protocol.encode_error
-        status, headers, payload = encode(error)
-        headers = [*headers, (b"content-length", str(len(payload)).encode())]
+        if is_json:
+            status, headers, payload = json_protocol.encode_error(error)
+        else:
+            status, headers, payload = query_protocol.encode_error(error, request_id)
+        headers = [
+            *headers,
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-amzn-requestid", request_id.encode()),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         label = action if action in _ACTION_SET else "unknown"  # never a client-chosen label
@@ -232,6 +237,41 @@ class SQSApp:
         if key is not None and action == "ListQueues":
             result = _filter_queue_urls(result, key.queue_patterns("ListQueues"))
         return result
+
+
+def _decode_query(
+    scope: Scope, headers: dict[str, str], body: bytes
+) -> tuple[str, dict[str, Any]] | None:
+    """(action, parameters) of a Query request; None for a queue URL's GET with no action."""
+    form = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if body:
+        form += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    action, params = query_protocol.decode_request(dict(form))
+    at_queue = _queue_path(scope)
+    if at_queue and not action and scope["method"] == "GET":
+        return None
+    if action not in _ACTION_SET or (at_queue and action in _SERVICE_ACTIONS):
+        raise InvalidAction(f"The action {action or '(none)'} is not valid for this endpoint.")
+    _queue_url_from_path(scope, headers, params)
+    return action, params
+
+
+def _encode_result(
+    is_json: bool, headers: dict[str, str], action: str, result: dict[str, Any], request_id: str
+) -> tuple[bytes, bytes]:
+    """(content type, body) of a success; a Query client that accepts JSON gets its JSON form."""
+    if is_json:
+        return json_protocol.CONTENT_TYPE.encode(), json_protocol.encode_response(result)
+    if "application/json" in headers.get("accept", ""):
+        payload = query_protocol.encode_response(action, result, request_id, as_json=True)
+        return b"application/json", payload
+    payload = query_protocol.encode_response(action, result, request_id)
+    return query_protocol.CONTENT_TYPE.encode(), payload
+
+
+def _queue_path(scope: Scope) -> bool:
+    """Whether the request's path is a queue's (``/<account>/<name>``), not the service's."""
+    return len([p for p in scope["path"].split("/") if p]) == 2
 
 
 def _queue_url_from_path(scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> None:
@@ -303,7 +343,11 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+async def _respond(
+    send: Send, status: int, content_type: bytes, body: bytes, request_id: str | None = None
+) -> None:
+    """One whole response; every one carries a request id, as AWS's do."""
+    request_id = request_id or query_protocol.new_request_id()
     await send(
         {
             "type": "http.response.start",
@@ -311,6 +355,7 @@ async def _respond(send: Send, status: int, content_type: bytes, body: bytes) ->
             "headers": [
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-amzn-requestid", request_id.encode()),
             ],
         }
     )
