@@ -29,8 +29,10 @@ from ..errors import (
     SQSError,
     StorageError,
 )
+from ..queue.regions import Regions
 from ..queue.service import ACTIONS, SQSService
 from . import json_protocol, query_protocol
+from .addressing import queue_path_parts, region_endpoint, request_region
 from .auth import AccessKey, Credentials, SignedRequest, authorize, verify
 from .metrics import Metrics
 from .traffic import Traffic
@@ -84,6 +86,8 @@ class SQSApp:
         self._long_polls = 0
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self._views: dict[str, SQSService] = {}
+        self.regions = Regions()
+        self._regions_home: object = service.backend
 
     # -- ASGI entry --------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,13 +123,23 @@ class SQSApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _view(self, endpoint: str) -> SQSService:
-        """The service answering with URLs under ``endpoint`` (one per Host seen)."""
+    def _view(self, scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> SQSService:
+        """The service of the request's region, answering with URLs under the host it used."""
+        home = self.service
+        if self._regions_home is not home.backend:  # a new database: forget the old regions
+            self.regions.close()
+            self._views.clear()
+            self._regions_home = home.backend
+        own = home.backend.region
+        region = request_region(scope, headers, params, own)
+        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
+        endpoint = region_endpoint(scope.get("scheme", "http"), host, region, own)
         view = self._views.get(endpoint)
-        if view is None or view.backend is not self.service.backend:
+        if view is None:
             if len(self._views) > 64:  # hosts are client-chosen: keep the cache bounded
                 self._views.clear()
-            view = self._views[endpoint] = self.service.with_endpoint(endpoint)
+            base = self.regions.service(home, region)
+            view = self._views[endpoint] = base.with_endpoint(endpoint)
         return view
 
     def release_waiters(self) -> None:
@@ -133,6 +147,7 @@ class SQSApp:
         release = getattr(self.service.backend, "release_waiters", None)
         if release is not None:
             release()
+        self.regions.release_waiters()
 
     # -- the SQS API -------------------------------------------------------------------------
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -215,8 +230,7 @@ class SQSApp:
         params: dict[str, Any],
         key: AccessKey | None,
     ) -> dict[str, Any]:
-        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
-        service = self._view(f"{scope.get('scheme', 'http')}://{host}")
+        service = self._view(scope, headers, params)
         if key is not None:
             queue = _target_queue(service, action, params)
             authorize(key, action, queue, service.arn(queue or "*"))
@@ -271,15 +285,15 @@ def _encode_result(
 
 def _queue_path(scope: Scope) -> bool:
     """Whether the request's path is a queue's (``/<account>/<name>``), not the service's."""
-    return len([p for p in scope["path"].split("/") if p]) == 2
+    return queue_path_parts(scope["path"]) is not None
 
 
 def _queue_url_from_path(scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> None:
     """Query requests may address the queue by the request path instead of QueueUrl."""
-    parts = [p for p in scope["path"].split("/") if p]
-    if "QueueUrl" not in params and len(parts) == 2:
+    parts = queue_path_parts(scope["path"])
+    if "QueueUrl" not in params and parts is not None:
         host = headers.get("host", "localhost")
-        params["QueueUrl"] = f"{scope.get('scheme', 'http')}://{host}/{parts[0]}/{parts[1]}"
+        params["QueueUrl"] = f"{scope.get('scheme', 'http')}://{host}/{'/'.join(parts)}"
 
 
 def _target_queue(service: SQSService, action: str, params: dict[str, Any]) -> str | None:
