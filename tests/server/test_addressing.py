@@ -37,6 +37,7 @@ def _signed(region: str) -> dict[str, str]:
         ("https://sqs.us-gov-west-1.amazonaws.com/000000000000/q", "us-gov-west-1"),
         ("http://127.0.0.1:9324/queue/../000000000000/q", HOME),
         ("http://sqs.x..y.localhost/000000000000/q", HOME),
+        ("http://[/000000000000/q", HOME),  # not a URL at all
     ],
 )
 def test_the_queue_url_decides(url: str, region: str) -> None:
@@ -58,6 +59,7 @@ def test_without_a_queue_the_signature_decides_then_the_url() -> None:
     presigned = _scope(query=b"X-Amz-Credential=" + credential)
     assert request_region(presigned, unsigned, {}, HOME) == "ca-central-1"
     assert request_region(_scope(), unsigned, {}, HOME) == HOME
+    assert request_region(_scope(), {"host": "["}, {}, HOME) == HOME
 
 
 @pytest.mark.parametrize("bad", ["../../etc", "eu-west-1/..", "EU-WEST-1", "", "a" * 300])

@@ -27,7 +27,10 @@ Scope = MutableMapping[str, Any]
 
 def _region_of_url(url: str) -> str | None:
     """The region a URL names in its path or host; None for today's form."""
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError:  # a client-chosen Host or QueueUrl such as "[": no region in it
+        return None
     parts = [p for p in parsed.path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "queue" and is_region(parts[1]):
         return parts[1]
