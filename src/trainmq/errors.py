@@ -19,15 +19,31 @@
     └── ConfigurationError          a bad address or option
 
 ``SQSError`` instances look like botocore's ``ClientError`` (``exc.response``),
-so code that handles errors from boto3 handles ours unchanged.  ``code`` is the
-modelled shape name (what the JSON protocol's ``__type`` carries);
-``query_code`` is the code of the query-compatible header, which is what boto3
-shows as ``response["Error"]["Code"]``.
+so code that handles errors from boto3 handles ours unchanged.  Each error has
+three names, as AWS's service model gives them:
+
+* ``code``: the modelled shape name (``QueueDoesNotExist``), or for an error the
+  model does not list, the Query code (``InvalidParameterValue``);
+* ``json_type``: the JSON protocol's ``__type``. Modelled errors are
+  ``com.amazonaws.sqs#<shape>``; the rest are AWS's service-framework types
+  (``com.amazon.coral.service#InvalidParameterValueException``). boto3 picks
+  the exception class from it, so a modelled error raises its own class;
+* ``query_code``: the Query protocol's code and the JSON protocol's
+  ``x-amzn-query-error`` header, which boto3 shows as ``Error.Code``.
+
+Status codes and Query codes of modelled errors are those of the
+``awsQueryError`` traits in AWS's Smithy model of SQS (botocore's copy drops
+them); the others are as AWS answers them.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+#: The namespace of SQS's modelled shapes, as the JSON protocol's ``__type`` names them.
+MODEL_NAMESPACE = "com.amazonaws.sqs"
+#: The namespace of errors AWS's service framework raises outside SQS's model.
+SERVICE_NAMESPACE = "com.amazon.coral.service"
 
 __all__ = [
     "AccessDenied",
@@ -47,6 +63,13 @@ __all__ = [
     "InvalidMessageContents",
     "InvalidParameterValue",
     "InvalidSecurity",
+    "KmsAccessDenied",
+    "KmsDisabled",
+    "KmsInvalidKeyUsage",
+    "KmsInvalidState",
+    "KmsNotFound",
+    "KmsOptInRequired",
+    "KmsThrottled",
     "MessageNotInflight",
     "MissingAuthenticationToken",
     "MissingParameter",
@@ -86,6 +109,12 @@ class SQSError(TrainmqError):
     sender_fault: ClassVar[bool] = True
     default_message: ClassVar[str] = ""
     modelled: ClassVar[bool] = True
+    json_type: ClassVar[str] = "com.amazon.coral.service#InternalFailure"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "json_type" not in cls.__dict__ and cls.modelled:
+            cls.json_type = f"{MODEL_NAMESPACE}#{cls.code}"
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message if message is not None else self.default_message
@@ -98,6 +127,7 @@ class SQSError(TrainmqError):
             "Error": {
                 "Code": self.query_code,
                 "Message": self.message,
+                "QueryErrorCode": self.json_type.rsplit("#", 1)[-1],
                 "Type": "Sender" if self.sender_fault else "Receiver",
             },
             "ResponseMetadata": {"HTTPStatusCode": self.status},
@@ -260,6 +290,7 @@ class RequestThrottled(SQSError):
 
     code = "RequestThrottled"
     query_code = "RequestThrottled"
+    status = 403
 
 
 class ResourceNotFoundException(SQSError):
@@ -270,12 +301,63 @@ class ResourceNotFoundException(SQSError):
     status = 404
 
 
+class KmsAccessDenied(SQSError):
+    """SQS error ``KmsAccessDenied``: the caller may not use the queue's KMS key."""
+
+    code = "KmsAccessDenied"
+    query_code = "KMS.AccessDeniedException"
+
+
+class KmsDisabled(SQSError):
+    """SQS error ``KmsDisabled``: the queue's KMS key is disabled."""
+
+    code = "KmsDisabled"
+    query_code = "KMS.DisabledException"
+
+
+class KmsInvalidKeyUsage(SQSError):
+    """SQS error ``KmsInvalidKeyUsage``: the KMS key cannot be used this way."""
+
+    code = "KmsInvalidKeyUsage"
+    query_code = "KMS.InvalidKeyUsageException"
+
+
+class KmsInvalidState(SQSError):
+    """SQS error ``KmsInvalidState``: the KMS key is in a state that refuses the request."""
+
+    code = "KmsInvalidState"
+    query_code = "KMS.InvalidStateException"
+
+
+class KmsNotFound(SQSError):
+    """SQS error ``KmsNotFound``: the queue's KMS key does not exist."""
+
+    code = "KmsNotFound"
+    query_code = "KMS.NotFoundException"
+
+
+class KmsOptInRequired(SQSError):
+    """SQS error ``KmsOptInRequired``: the KMS key needs an opt-in first."""
+
+    code = "KmsOptInRequired"
+    query_code = "KMS.OptInRequired"
+    status = 403
+
+
+class KmsThrottled(SQSError):
+    """SQS error ``KmsThrottled``: KMS throttled the request."""
+
+    code = "KmsThrottled"
+    query_code = "KMS.ThrottlingException"
+
+
 class InvalidParameterValue(SQSError):
     """SQS error ``InvalidParameterValue``."""
 
     code = "InvalidParameterValue"
     query_code = "InvalidParameterValue"
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#InvalidParameterValueException"
 
 
 class MissingParameter(SQSError):
@@ -284,6 +366,7 @@ class MissingParameter(SQSError):
     code = "MissingParameter"
     query_code = "MissingParameter"
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#MissingRequiredParameterException"
 
 
 class InternalError(SQSError):
@@ -294,6 +377,7 @@ class InternalError(SQSError):
     status = 500
     default_message = "We encountered an internal error. Please try again."
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#InternalFailure"
     sender_fault = False
 
 
@@ -304,6 +388,7 @@ class AccessDenied(SQSError):
     query_code = "AccessDenied"
     status = 403
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#AccessDeniedException"
 
 
 class InvalidClientTokenId(SQSError):
@@ -313,6 +398,7 @@ class InvalidClientTokenId(SQSError):
     query_code = "InvalidClientTokenId"
     status = 403
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#UnrecognizedClientException"
     default_message = "The security token included in the request is invalid."
 
 
@@ -323,6 +409,7 @@ class SignatureDoesNotMatch(SQSError):
     query_code = "SignatureDoesNotMatch"
     status = 403
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#InvalidSignatureException"
     default_message = (
         "The request signature we calculated does not match the signature you provided. "
         "Check your AWS Secret Access Key and signing method. Consult the service "
@@ -336,6 +423,7 @@ class IncompleteSignature(SQSError):
     code = "IncompleteSignature"
     query_code = "IncompleteSignature"
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#IncompleteSignatureException"
 
 
 class MissingAuthenticationToken(SQSError):
@@ -345,6 +433,7 @@ class MissingAuthenticationToken(SQSError):
     query_code = "MissingAuthenticationToken"
     status = 403
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#MissingAuthenticationTokenException"
     default_message = "Request is missing Authentication Token"
 
 
@@ -354,6 +443,7 @@ class RequestExpired(SQSError):
     code = "RequestExpired"
     query_code = "RequestExpired"
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#InvalidSignatureException"
 
 
 class InvalidAction(SQSError):
@@ -362,6 +452,7 @@ class InvalidAction(SQSError):
     code = "InvalidAction"
     query_code = "InvalidAction"
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#UnknownOperationException"
 
 
 class RequestEntityTooLarge(SQSError):
@@ -371,6 +462,7 @@ class RequestEntityTooLarge(SQSError):
     query_code = "RequestEntityTooLarge"
     status = 413
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#RequestEntityTooLargeException"
 
 
 class RemoteError(SQSError):
@@ -381,6 +473,7 @@ class RemoteError(SQSError):
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "query_code", query_code)
         object.__setattr__(self, "status", status)
+        object.__setattr__(self, "json_type", f"{MODEL_NAMESPACE}#{code}")
 
 
 #: Every SQS error class by its modelled name.

@@ -68,7 +68,7 @@ def depth(setup: Setup, name: str) -> int:
 
 def tasks(setup: Setup, name: str) -> list[dict[str, Any]]:
     found = setup.sqs.list_message_move_tasks(SourceArn=ARN.format(name), MaxResults=10)
-    return list(found["Results"])
+    return list(found.get("Results", []))
 
 
 def ended(setup: Setup, name: str) -> dict[str, Any]:

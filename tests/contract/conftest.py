@@ -257,6 +257,7 @@ def trainmq_server() -> Iterator[TrainmqServer]:
         server.should_exit = True
         app.release_waiters()
         thread.join(timeout=30)
+        app.regions.close()
         app.service.backend.close()
 
 

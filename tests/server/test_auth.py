@@ -64,7 +64,9 @@ def send(request: AWSRequest, body: bytes | None = None) -> Response:
 def json_error(answer: Response) -> tuple[int, str]:
     """(status, the query-compatible code) of a JSON-protocol error answer."""
     assert answer.status >= 400, f"the request was accepted: {answer.status} {answer.body!r}"
-    assert json.loads(answer.body)["__type"].startswith("com.amazonaws.sqs#")
+    assert json.loads(answer.body)["__type"].startswith(
+        ("com.amazonaws.sqs#", "com.amazon.coral.service#")
+    )
     return answer.status, answer.headers["x-amzn-query-error"].split(";")[0]
 
 

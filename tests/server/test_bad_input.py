@@ -25,7 +25,7 @@ def assert_json_error(answer: Response, code: str | None = None) -> str:
     """A 4xx whose body and header carry the error as the JSON protocol does."""
     assert 400 <= answer.status < 500, answer
     error = json.loads(answer.body)
-    assert error["__type"].startswith("com.amazonaws.sqs#")
+    assert error["__type"].startswith(("com.amazonaws.sqs#", "com.amazon.coral.service#"))
     assert isinstance(error["message"], str)
     query_code, fault = answer.headers["x-amzn-query-error"].split(";")
     assert fault == "Sender"

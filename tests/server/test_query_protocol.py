@@ -171,7 +171,10 @@ def test_errors_are_xml_error_responses(server: ServerProcess) -> None:
     assert root.tag == f"{{{NS['sqs']}}}ErrorResponse"
     assert text(root, "sqs:Error/sqs:Code") == "AWS.SimpleQueueService.NonExistentQueue"
     assert text(root, "sqs:Error/sqs:Type") == "Sender"
-    assert text(root, "sqs:Error/sqs:Message") == "The specified queue does not exist."
+    # The Query protocol keeps its historical wording (the JSON protocol drops the suffix).
+    assert text(root, "sqs:Error/sqs:Message") == (
+        "The specified queue does not exist for this wsdl version."
+    )
     assert text(root, "sqs:RequestId")
 
     status, root = query(server, {"Action": "NoSuchAction"})

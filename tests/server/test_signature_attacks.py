@@ -209,3 +209,33 @@ def test_an_unsigned_user_agent_header_is_accepted(alice: Client) -> None:
     )
     answer = alice.send(request, **{"X-Amz-User-Agent": "aws-sdk-js/3.0"})
     assert answer.status == 200
+
+
+def test_a_signature_for_another_region_acts_only_at_that_regions_endpoint(
+    app: SQSApp, admin: Client
+) -> None:
+    """A key signing for eu-west-1 is refused at the server's own endpoint (the scope names a
+    region the endpoint does not serve), works at ``/queue/eu-west-1``, and cannot reach the
+    home region's queues from there with a decoy QueueUrl."""
+    abroad = Client(app, ADMIN, region="eu-west-1")
+    assert abroad.json("ListQueues", {}).code == "SignatureDoesNotMatch"
+    created = abroad.send(
+        abroad.signed(
+            "POST",
+            BASE + "/queue/eu-west-1/",
+            json.dumps({"QueueName": "a-main"}).encode(),
+            {"Content-Type": JSON, "X-Amz-Target": "AmazonSQS.CreateQueue"},
+        )
+    )
+    assert created.status == 200, created.body
+    assert "/queue/eu-west-1/" in created.json()["QueueUrl"]
+    decoy = abroad.send(
+        abroad.signed(
+            "POST",
+            BASE + "/queue/eu-west-1/",
+            json.dumps({"QueueUrl": url("a-main")}).encode(),
+            {"Content-Type": JSON, "X-Amz-Target": "AmazonSQS.PurgeQueue"},
+        )
+    )
+    assert decoy.status == 403 and decoy.code == "AccessDenied"
+    assert counts(admin) == (1, 0)

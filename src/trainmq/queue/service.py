@@ -84,7 +84,8 @@ class SQSService(MessagingActions):
         if not isinstance(params, Mapping):
             raise InvalidParameterValue("The request body must be a JSON object.")
         handler: Callable[[Params], Response] = getattr(self, method)
-        return handler(params)
+        # AWS leaves a list with no members out of a response (no "Failed": []).
+        return {key: value for key, value in handler(params).items() if value != []}
 
     def with_endpoint(self, endpoint: str) -> SQSService:
         """The same service answering with queue URLs under ``endpoint`` (per request)."""

@@ -21,14 +21,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import (
+    AccessDenied,
     InternalError,
     InvalidAction,
     RequestEntityTooLarge,
     SQSError,
     StorageError,
 )
+from ..queue.regions import Regions
 from ..queue.service import ACTIONS, SQSService
 from . import json_protocol, query_protocol
+from .addressing import endpoint_region, queue_path_parts, region_endpoint, request_region
 from .auth import AccessKey, Credentials, SignedRequest, verify
 from .authorize import MODELLED_MEMBERS, authorize_request, check_members
 from .metrics import Metrics
@@ -46,6 +49,9 @@ Send = Callable[[Message], Awaitable[None]]
 #: Largest request body accepted: a 1 MiB batch, base64 and protocol overhead included.
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 _ACTION_SET = frozenset(ACTIONS)
+#: Actions on the service, not a queue: AWS refuses them at a queue's URL.
+_SERVICE_ACTIONS = frozenset({"CreateQueue", "ListQueues"})
+_UNKNOWN_OPERATION = b"<UnknownOperationException/>"
 _MESSAGE_ACTIONS = {
     "SendMessage": "sent",
     "SendMessageBatch": "sent",
@@ -80,6 +86,8 @@ class SQSApp:
         self._long_polls = 0
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self._views: dict[str, SQSService] = {}
+        self.regions = Regions()
+        self._regions_home: object = service.backend
 
     # -- ASGI entry --------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,13 +123,23 @@ class SQSApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _view(self, endpoint: str) -> SQSService:
-        """The service answering with URLs under ``endpoint`` (one per Host seen)."""
+    def _view(self, scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> SQSService:
+        """The service of the request's region, answering with URLs under the host it used."""
+        home = self.service
+        if self._regions_home is not home.backend:  # a new database: forget the old regions
+            self.regions.close()
+            self._views.clear()
+            self._regions_home = home.backend
+        own = home.backend.region
+        region = request_region(scope, headers, params, own)
+        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
+        endpoint = region_endpoint(scope.get("scheme", "http"), host, region, own)
         view = self._views.get(endpoint)
-        if view is None or view.backend is not self.service.backend:
+        if view is None:
             if len(self._views) > 64:  # hosts are client-chosen: keep the cache bounded
                 self._views.clear()
-            view = self._views[endpoint] = self.service.with_endpoint(endpoint)
+            base = self.regions.service(home, region)
+            view = self._views[endpoint] = base.with_endpoint(endpoint)
         return view
 
     def release_waiters(self) -> None:
@@ -129,6 +147,7 @@ class SQSApp:
         release = getattr(self.service.backend, "release_waiters", None)
         if release is not None:
             release()
+        self.regions.release_waiters()
 
     # -- the SQS API -------------------------------------------------------------------------
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,6 +156,7 @@ class SQSApp:
         target = headers.get("x-amz-target", "")
         is_json = target.startswith("AmazonSQS.") or "json" in headers.get("content-type", "")
         action = target.removeprefix("AmazonSQS.") if is_json else ""
+        request_id = query_protocol.new_request_id()
         try:
             body = await _read_body(receive, headers, self.max_request_bytes)
             key = self._authenticate(scope, headers, body)  # before parsing, as AWS does
@@ -146,46 +166,46 @@ class SQSApp:
                 params = json_protocol.decode_request(action, body)
                 check_members(action, params, query=False)
             else:
-                form = parse_qsl(
-                    scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
-                )
-                if body:
-                    form += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-                action, params = query_protocol.decode_request(dict(form))
-                if action not in _ACTION_SET:
-                    raise InvalidAction(
-                        f"The action {action or '(none)'} is not valid for this endpoint."
-                    )
-                _queue_url_from_path(scope, headers, action, params)
-                check_members(action, params, query=True)
+                decoded = _decode_query(scope, headers, body)
+                if decoded is None:  # a GET of a queue's URL that names no action
+                    await _respond(send, 404, b"text/xml", _UNKNOWN_OPERATION, request_id)
+                    return
+                action, params = decoded
             result = await self._dispatch(scope, headers, action, params, key)
-            payload = (
-                json_protocol.encode_response(result)
-                if is_json
-                else query_protocol.encode_response(action, result)
-            )
-            content_type = json_protocol.CONTENT_TYPE if is_json else query_protocol.CONTENT_TYPE
-            await _respond(send, 200, content_type.encode(), payload)
+            content_type, payload = _encode_result(is_json, headers, action, result, request_id)
+            await _respond(send, 200, content_type, payload, request_id)
             count = _message_count(action, params, result)
             self.metrics.observe(action or "unknown", None, time.perf_counter() - started, count)
             if count:
                 queue = _target_queue(self.service, action, params)
                 self.traffic.record(queue or "", _MESSAGE_ACTIONS[action], count)
         except SQSError as error:
-            await self._error(send, error, is_json, action, started)
+            await self._error(send, error, is_json, action, started, request_id)
         except StorageError as exc:
             log.error("storage error in %s: %s", action, exc)
-            await self._error(send, InternalError(), is_json, action, started)
+            await self._error(send, InternalError(), is_json, action, started, request_id)
         except Exception:
             log.exception("unexpected error in %s", action)
-            await self._error(send, InternalError(), is_json, action, started)
+            await self._error(send, InternalError(), is_json, action, started, request_id)
 
     async def _error(
-        self, send: Send, error: SQSError, is_json: bool, action: str, started: float
+        self,
+        send: Send,
+        error: SQSError,
+        is_json: bool,
+        action: str,
+        started: float,
+        request_id: str,
     ) -> None:
-        encode = json_protocol.encode_error if is_json else query_protocol.encode_error
-        status, headers, payload = encode(error)
-        headers = [*headers, (b"content-length", str(len(payload)).encode())]
+        if is_json:
+            status, headers, payload = json_protocol.encode_error(error)
+        else:
+            status, headers, payload = query_protocol.encode_error(error, request_id)
+        headers = [
+            *headers,
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-amzn-requestid", request_id.encode()),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         label = action if action in _ACTION_SET else "unknown"  # never a client-chosen label
@@ -201,9 +221,8 @@ class SQSApp:
             headers=headers,
             body=body,
         )
-        return verify(
-            request, self.credentials, dt.datetime.now(dt.UTC), self.service.backend.region
-        )
+        region = endpoint_region(scope, headers) or self.service.backend.region
+        return verify(request, self.credentials, dt.datetime.now(dt.UTC), region)
 
     async def _dispatch(
         self,
@@ -213,8 +232,10 @@ class SQSApp:
         params: dict[str, Any],
         key: AccessKey | None,
     ) -> dict[str, Any]:
-        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
-        service = self._view(f"{scope.get('scheme', 'http')}://{host}")
+        service = self._view(scope, headers, params)
+        if key is not None:
+            signed = endpoint_region(scope, headers) or self.service.backend.region
+            _check_signed_region(signed, service.backend.region)
         loop = asyncio.get_running_loop()
         if key is not None:
             await loop.run_in_executor(
@@ -240,16 +261,62 @@ class SQSApp:
         return result
 
 
+def _decode_query(
+    scope: Scope, headers: dict[str, str], body: bytes
+) -> tuple[str, dict[str, Any]] | None:
+    """(action, parameters) of a Query request; None for a queue URL's GET with no action."""
+    form = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if body:
+        form += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    action, params = query_protocol.decode_request(dict(form))
+    at_queue = _queue_path(scope)
+    if at_queue and not action and scope["method"] == "GET":
+        return None
+    if action not in _ACTION_SET or (at_queue and action in _SERVICE_ACTIONS):
+        raise InvalidAction(f"The action {action or '(none)'} is not valid for this endpoint.")
+    _queue_url_from_path(scope, headers, action, params)
+    check_members(action, params, query=True)
+    return action, params
+
+
+def _encode_result(
+    is_json: bool, headers: dict[str, str], action: str, result: dict[str, Any], request_id: str
+) -> tuple[bytes, bytes]:
+    """(content type, body) of a success; a Query client that accepts JSON gets its JSON form."""
+    if is_json:
+        return json_protocol.CONTENT_TYPE.encode(), json_protocol.encode_response(result)
+    if "application/json" in headers.get("accept", ""):
+        payload = query_protocol.encode_response(action, result, request_id, as_json=True)
+        return b"application/json", payload
+    payload = query_protocol.encode_response(action, result, request_id)
+    return query_protocol.CONTENT_TYPE.encode(), payload
+
+
+def _check_signed_region(signed: str, acted_on: str) -> None:
+    """A signed request acts only in the region its signature was verified for (the region its
+    endpoint names, else the server's own): a queue URL or ARN of another region is refused,
+    as AWS refuses a request signed for one regional endpoint and sent to another."""
+    if signed != acted_on:
+        raise AccessDenied(
+            f"The request is signed for region {signed} but addresses a queue in {acted_on}."
+        )
+
+
+def _queue_path(scope: Scope) -> bool:
+    """Whether the request's path is a queue's (``/<account>/<name>``), not the service's."""
+    return queue_path_parts(scope["path"]) is not None
+
+
 def _queue_url_from_path(
     scope: Scope, headers: dict[str, str], action: str, params: dict[str, Any]
 ) -> None:
     """Query requests may address the queue by the request path instead of QueueUrl;
     only for actions that model QueueUrl (a path never stands in for a SourceArn)."""
-    parts = [p for p in scope["path"].split("/") if p]
+    parts = queue_path_parts(scope["path"])
     modelled = "QueueUrl" in MODELLED_MEMBERS.get(action, ())
-    if modelled and "QueueUrl" not in params and len(parts) == 2:
+    if modelled and "QueueUrl" not in params and parts is not None:
         host = headers.get("host", "localhost")
-        params["QueueUrl"] = f"{scope.get('scheme', 'http')}://{host}/{parts[0]}/{parts[1]}"
+        params["QueueUrl"] = f"{scope.get('scheme', 'http')}://{host}/{'/'.join(parts)}"
 
 
 def _target_queue(service: SQSService, action: str, params: dict[str, Any]) -> str | None:
@@ -289,7 +356,11 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+async def _respond(
+    send: Send, status: int, content_type: bytes, body: bytes, request_id: str | None = None
+) -> None:
+    """One whole response; every one carries a request id, as AWS's do."""
+    request_id = request_id or query_protocol.new_request_id()
     await send(
         {
             "type": "http.response.start",
@@ -297,6 +368,7 @@ async def _respond(send: Send, status: int, content_type: bytes, body: bytes) ->
             "headers": [
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-amzn-requestid", request_id.encode()),
             ],
         }
     )

@@ -1,8 +1,11 @@
 """The AWS JSON 1.0 protocol: ``X-Amz-Target: AmazonSQS.<Action>`` with JSON bodies.
 
 Binary values travel base64-encoded; the service works on bytes.  Errors carry
-the modelled shape in ``__type`` and the query-compatible code in the
-``x-amzn-query-error`` header, which is how boto3 recovers AWS's codes.
+the error's JSON type in ``__type`` (the modelled shape, or AWS's service
+framework type for errors outside the model: boto3 picks the exception class
+from it) and the query-compatible code in the ``x-amzn-query-error`` header,
+which is how boto3 recovers AWS's codes.  Lists with no members are left out
+of responses, as AWS leaves them out.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import binascii
 import json
 from typing import Any
 
-from ..errors import InvalidParameterValue, SQSError
+from ..errors import SERVICE_NAMESPACE, InvalidParameterValue, SQSError
 
 __all__ = ["CONTENT_TYPE", "decode_request", "encode_error", "encode_response"]
 
@@ -25,6 +28,7 @@ class SerializationException(SQSError):
     code = "SerializationException"
     query_code = "SerializationException"
     modelled = False
+    json_type = f"{SERVICE_NAMESPACE}#SerializationException"
 
 
 def _decode_binary(value: Any) -> Any:
@@ -76,7 +80,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: _encode(v) for k, v in value.items() if v != []}
     if isinstance(value, list):
         return [_encode(v) for v in value]
     return value
@@ -87,9 +91,8 @@ def encode_response(result: dict[str, Any]) -> bytes:
 
 
 def encode_error(error: SQSError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps(
-        {"__type": f"com.amazonaws.sqs#{error.code}", "message": error.message}
-    ).encode("utf-8")
+    """(status, headers, body) of an error; the caller adds the request id."""
+    body = json.dumps({"__type": error.json_type, "message": error.message}).encode("utf-8")
     fault = "Sender" if error.sender_fault else "Receiver"
     headers = [
         (b"content-type", CONTENT_TYPE.encode()),

@@ -3,20 +3,23 @@
 Older SDKs (and any HTTP client) speak it.  Flattened members use SQS's
 historical names (``Attribute.1.Name``, ``MessageAttribute.1.Value.StringValue``,
 ``SendMessageBatchRequestEntry.1.Id`` ...); responses are the XML documents of
-the 2012-11-05 API.
+the 2012-11-05 API, or their JSON form for a client that accepts only JSON.
+An empty list or map arrives as its bare name with no value
+(``MessageAttributeNames=``, as botocore sends it) and means an empty one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
-from ..errors import InvalidParameterValue, SQSError
+from ..errors import InvalidParameterValue, QueueDoesNotExist, SQSError
 
 __all__ = ["CONTENT_TYPE", "decode_request", "encode_error", "encode_response"]
 
@@ -35,6 +38,16 @@ _LISTS = {
     "TagKey": "TagKeys",
     "AWSAccountId": "AWSAccountIds",
     "ActionName": "Actions",
+}
+
+#: Lists and maps by the names an empty one is sent under, and the empty value each means.
+_EMPTY_CONTAINERS: dict[str, type[list[Any]] | type[dict[str, Any]]] = {
+    **{name: list for name in _LISTS.values()},
+    **{name: list for name in ("Entries",)},
+    **{
+        name: dict
+        for name in ("Attributes", "Tags", "tags", "MessageAttributes", "MessageSystemAttributes")
+    },
 }
 
 
@@ -87,7 +100,9 @@ def decode_request(params: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     scalars, groups = _group(params)
     action = scalars.pop("Action", "")
     result: dict[str, Any] = {
-        k: v for k, v in scalars.items() if not k.startswith("X-Amz-") and k != "Version"
+        k: _EMPTY_CONTAINERS[k]() if v == "" and k in _EMPTY_CONTAINERS else v
+        for k, v in scalars.items()
+        if not k.startswith("X-Amz-") and k != "Version"
     }
     for prefix, target in _LISTS.items():
         if prefix in groups:
@@ -137,6 +152,13 @@ _REPEATED = {
     "Failed": "BatchResultErrorEntry",
     "Results": "ListMessageMoveTasksResultEntry",
 }
+#: AWS's Query wording where it differs from the JSON protocol's.
+_QUERY_WORDING = {
+    QueueDoesNotExist.default_message: "The specified queue does not exist for this wsdl version.",
+}
+
+#: An XML element as (name, text) or (name, children); the JSON form is built from the same.
+Node = tuple[str, "str | list[Node]"]
 
 
 def _text(value: Any) -> str:
@@ -144,60 +166,99 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    return escape(str(value))
+    return str(value)
 
 
-def _element(name: str, value: Any, action: str) -> str:
+def _node(name: str, value: Any, action: str) -> Node:
     if isinstance(value, dict):
-        return f"<{name}>{_members(value, action)}</{name}>"
-    return f"<{name}>{_text(value)}</{name}>"
+        return (name, _members(value, action))
+    return (name, _text(value))
 
 
-def _members(result: Mapping[str, Any], action: str) -> str:
-    parts: list[str] = []
+def _members(result: Mapping[str, Any], action: str) -> list[Node]:
+    """The result's members as SQS's Query API names and nests them."""
+    nodes: list[Node] = []
     for key, value in result.items():
         if key in ("Attributes", "Tags") and isinstance(value, dict):
             tag, key_name = ("Attribute", "Name") if key == "Attributes" else ("Tag", "Key")
-            parts.extend(
-                f"<{tag}><{key_name}>{_text(k)}</{key_name}><Value>{_text(v)}</Value></{tag}>"
-                for k, v in value.items()
+            nodes.extend(
+                (tag, [(key_name, _text(k)), ("Value", _text(v))]) for k, v in value.items()
             )
         elif key == "MessageAttributes" and isinstance(value, dict):
-            parts.extend(
-                f"<MessageAttribute><Name>{_text(k)}</Name>{_element('Value', v, action)}"
-                "</MessageAttribute>"
+            nodes.extend(
+                ("MessageAttribute", [("Name", _text(k)), _node("Value", v, action)])
                 for k, v in value.items()
             )
         elif key == "Successful" and isinstance(value, list):
-            parts.extend(_element(f"{action}ResultEntry", item, action) for item in value)
-        elif key in _REPEATED and isinstance(value, list):
-            parts.extend(_element(_REPEATED[key], item, action) for item in value)
+            nodes.extend(_node(f"{action}ResultEntry", item, action) for item in value)
+        elif isinstance(value, list):
+            nodes.extend(_node(_REPEATED.get(key, key), item, action) for item in value)
         else:
-            parts.append(_element(key, value, action))
+            nodes.append(_node(key, value, action))
+    return nodes
+
+
+def _xml(nodes: list[Node]) -> str:
+    parts: list[str] = []
+    for name, value in nodes:
+        if isinstance(value, str):
+            parts.append(f"<{name}>{_escape(value)}</{name}>")
+        elif value:
+            parts.append(f"<{name}>{_xml(value)}</{name}>")
+        else:
+            parts.append(f"<{name}/>")
     return "".join(parts)
 
 
-def _request_id() -> str:
+def _escape(text: str) -> str:
+    """XML text; a carriage return as ``&#xD;``, or XML parsers would turn it into ``\n``."""
+    return escape(text, {"\r": "&#xD;"})
+
+
+def _json(nodes: list[Node]) -> dict[str, Any]:
+    """The JSON form of elements: members of a list or map are a JSON list, even of one."""
+    out: dict[str, Any] = {}
+    for name, value in nodes:
+        item = value if isinstance(value, str) else _json(value)
+        if name in _LIST_ELEMENTS or name.endswith("ResultEntry"):
+            out.setdefault(name, []).append(item)
+        else:
+            out[name] = item
+    return out
+
+
+_LIST_ELEMENTS = frozenset({*_REPEATED.values(), "Attribute", "Tag", "MessageAttribute"})
+
+
+def new_request_id() -> str:
+    """A fresh request id, as AWS's ``x-amzn-RequestId`` header carries."""
     return str(uuid.uuid4())
 
 
-def encode_response(action: str, result: Mapping[str, Any]) -> bytes:
-    inner = _members(result, action)
+def encode_response(
+    action: str, result: Mapping[str, Any], request_id: str, *, as_json: bool = False
+) -> bytes:
+    """The ``<Action>Response`` document; as JSON of the same shape when ``as_json``."""
+    document: list[Node] = [
+        (f"{action}Result", _members(result, action)),
+        ("ResponseMetadata", [("RequestId", request_id)]),
+    ]
+    if as_json:
+        return json.dumps({f"{action}Response": _json(document)}).encode("utf-8")
     body = (
         f'<?xml version="1.0"?><{action}Response xmlns="{_NAMESPACE}">'
-        f"<{action}Result>{inner}</{action}Result>"
-        f"<ResponseMetadata><RequestId>{_request_id()}</RequestId></ResponseMetadata>"
-        f"</{action}Response>"
+        f"{_xml(document)}</{action}Response>"
     )
     return body.encode("utf-8")
 
 
-def encode_error(error: SQSError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def encode_error(error: SQSError, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     fault = "Sender" if error.sender_fault else "Receiver"
+    message = _QUERY_WORDING.get(error.message, error.message)
     body = (
         f'<?xml version="1.0"?><ErrorResponse xmlns="{_NAMESPACE}"><Error>'
-        f"<Type>{fault}</Type><Code>{escape(error.query_code)}</Code>"
-        f"<Message>{escape(error.message)}</Message><Detail/></Error>"
-        f"<RequestId>{_request_id()}</RequestId></ErrorResponse>"
+        f"<Type>{fault}</Type><Code>{_escape(error.query_code)}</Code>"
+        f"<Message>{_escape(message)}</Message><Detail/></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
     )
     return error.status, [(b"content-type", CONTENT_TYPE.encode())], body.encode("utf-8")

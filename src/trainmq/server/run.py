@@ -106,4 +106,5 @@ def serve(config: ServerConfig, app: SQSApp | None = None, **uvicorn_options: An
     try:
         _Server(uv_config, app).run()
     finally:
+        app.regions.close()
         app.service.backend.close()
