@@ -3,7 +3,8 @@
 Time is passed in explicitly.  A message is receivable when ``visible_at <= now``;
 a message that is not receivable counts as *delayed* until it has been received
 once and as *not visible* (in flight) after that.  Receives pick the oldest
-receivable messages first, by ``(visible_at, send order)``.
+receivable messages first, in send order: a message whose visibility ended comes
+before a newer one that was never received, as in SQS.
 
 Where SQS leaves a choice open, the model lists every allowed outcome and the
 test follows the one the system under test took (see ``receive_outcomes``).
@@ -88,9 +89,9 @@ class ModelQueue:
         return Counts(visible, not_visible, delayed)
 
     def receivable(self, now: float) -> list[ModelMessage]:
-        """Receivable messages, oldest first."""
+        """Receivable messages, oldest sent first."""
         ready = [m for m in self.messages.values() if m.visible_at <= now]
-        return sorted(ready, key=lambda m: (m.visible_at, m.send_order))
+        return sorted(ready, key=lambda m: m.send_order)
 
     def receive_outcomes(self, now: float, max_messages: int) -> list[ReceiveOutcome]:
         """Every outcome SQS allows for a receive of up to ``max_messages``.

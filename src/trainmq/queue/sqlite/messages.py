@@ -152,27 +152,62 @@ def _result(message: NewMessage, message_id: str, sequence_number: str | None) -
 
 
 # -- receive --------------------------------------------------------------------------------
+# A standard queue delivers the oldest sent message first.  Messages are read in send (row id)
+# order from a window of the table's oldest rows, which is exact whenever the queue's oldest
+# receivable messages lie in it; past the window the visibility index takes over, oldest
+# visible first, so a receive never reads more than the window however deep the backlog.
+_STANDARD_WINDOW = 2000
+_STANDARD = (
+    "SELECT id, receive_count FROM ("
+    "  SELECT id, receive_count, queue_id, visible_at, sent_at FROM messages "
+    "  ORDER BY id LIMIT :window) "
+    "WHERE queue_id = :queue AND visible_at <= :now AND sent_at > :cutoff "
+    "ORDER BY id LIMIT :limit"
+)
+_STANDARD_BY_VISIBILITY = (
+    "SELECT id, receive_count FROM messages "
+    "WHERE queue_id = :queue AND visible_at <= :now AND sent_at > :cutoff "
+    "ORDER BY visible_at, id LIMIT :limit"
+)
+# A FIFO message is receivable when it is visible and no earlier message of its group is
+# hidden (in flight or delayed): later messages never overtake it.  A receive fills its
+# batch from one group before the next, and serves groups in the order they became
+# available: a group whose head was never received counts from the head's send, a group
+# whose head came back from in flight counts from that return and, on a tie, after the
+# groups never delivered (as SQS does: returning groups queue up behind waiting ones).
+_FIFO = (
+    "WITH ready AS ("
+    "  SELECT m.id, m.receive_count, m.group_id, m.visible_at, m.received_at FROM messages m "
+    "  WHERE m.queue_id = :queue AND m.visible_at <= :now AND m.sent_at > :cutoff "
+    "  AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue_id = m.queue_id "
+    "    AND h.group_id = m.group_id AND h.id < m.id AND h.visible_at > :now)), "
+    "heads AS ("
+    "  SELECT group_id, min(id) AS head, visible_at AS ready_at, "
+    "  received_at IS NOT NULL AS returned FROM ready GROUP BY group_id) "
+    "SELECT r.id, r.receive_count FROM ready r JOIN heads g ON g.group_id = r.group_id "
+    "ORDER BY g.ready_at, g.returned, g.head, r.id LIMIT :limit"
+)
+
+
 def _candidates(
     conn: sqlite3.Connection, queue: QueueRow, now_ms: int, limit: int
 ) -> list[tuple[int, int]]:
-    cutoff = now_ms - queue.retention_ms
+    params = {
+        "queue": queue.id,
+        "now": now_ms,
+        "cutoff": now_ms - queue.retention_ms,
+        "limit": limit,
+        "window": _STANDARD_WINDOW,
+    }
     if queue.fifo:
-        sql = (
-            "SELECT m.id, m.receive_count FROM messages m "
-            "WHERE m.queue_id = :queue AND m.visible_at <= :now AND m.sent_at > :cutoff "
-            "AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue_id = m.queue_id "
-            "  AND h.group_id = m.group_id AND h.visible_at > :now "
-            "  AND h.received_at IS NOT NULL) "
-            "ORDER BY m.id LIMIT :limit"
-        )
-    else:
-        sql = (
-            "SELECT id, receive_count FROM messages "
-            "WHERE queue_id = :queue AND visible_at <= :now AND sent_at > :cutoff "
-            "ORDER BY visible_at, id LIMIT :limit"
-        )
-    params = {"queue": queue.id, "now": now_ms, "cutoff": cutoff, "limit": limit}
-    return [(int(r[0]), int(r[1])) for r in conn.execute(sql, params)]
+        return [(int(r[0]), int(r[1])) for r in conn.execute(_FIFO, params)]
+    found = [(int(r[0]), int(r[1])) for r in conn.execute(_STANDARD, params)]
+    if len(found) < limit:
+        taken = {row_id for row_id, _ in found}
+        params["limit"] = limit + len(taken)
+        more = conn.execute(_STANDARD_BY_VISIBILITY, params)
+        found += [(int(r[0]), int(r[1])) for r in more if int(r[0]) not in taken]
+    return found[:limit]
 
 
 def claim(
@@ -354,15 +389,25 @@ def _checked_handle(queue: QueueRow, handle: str) -> tuple[int, bytes]:
     return row_id, token
 
 
-def delete(conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[SQSError | None]:
-    """Delete by receipt handle.  A stale handle (an earlier delivery) succeeds and deletes
-    nothing, as SQS documents; so does the handle of an already deleted message."""
+def delete(
+    conn: sqlite3.Connection, name: str, handles: Sequence[str], now_ms: int
+) -> list[SQSError | None]:
+    """Delete by receipt handle.
+
+    On a standard queue a stale handle (an earlier delivery) succeeds and deletes
+    nothing, as SQS documents; so does the handle of an already deleted message.  On a
+    FIFO queue a handle whose delivery has ended (its visibility ran out, or the message
+    was received again) fails with AWS's "expired" error, because deleting it could
+    drop a message another consumer now holds out of order.
+    """
     queue = queues.load(conn, name)
     results: list[SQSError | None] = []
     rows = []
     for handle in handles:
         try:
             row_id, token = _checked_handle(queue, handle)
+            if queue.fifo:
+                _check_fifo_delivery(conn, queue, handle, row_id, token, now_ms)
         except SQSError as exc:
             results.append(exc)
             continue
@@ -372,6 +417,20 @@ def delete(conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[
         "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ?", rows
     )
     return results
+
+
+def _check_fifo_delivery(
+    conn: sqlite3.Connection, queue: QueueRow, handle: str, row_id: int, token: bytes, now_ms: int
+) -> None:
+    found = conn.execute(
+        "SELECT receipt_token, visible_at FROM messages WHERE id = ? AND queue_id = ?",
+        (row_id, queue.id),
+    ).fetchone()
+    if found is not None and (found[0] != token or found[1] <= now_ms):
+        raise InvalidParameterValue(
+            f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt "
+            "handle has expired."
+        )
 
 
 def change_visibility(
@@ -391,9 +450,16 @@ def change_visibility(
 def _change_one(
     conn: sqlite3.Connection, queue: QueueRow, handle: str, timeout: int, now_ms: int
 ) -> None:
+    """Change the visibility of the message's latest delivery.
+
+    As in SQS, the latest handle still works after the visibility ran out, as long as
+    nobody has received the message since: it hides the message again.  A handle from
+    an earlier delivery does not (SQS would accept it): a stale consumer must not hide
+    or release a message that a newer one is working on.
+    """
     row_id, token = _checked_handle(queue, handle)
     found = conn.execute(
-        "SELECT receipt_token, visible_at, received_at FROM messages WHERE id = ? AND queue_id = ?",
+        "SELECT receipt_token, received_at FROM messages WHERE id = ? AND queue_id = ?",
         (row_id, queue.id),
     ).fetchone()
     if found is None:
@@ -401,8 +467,8 @@ def _change_one(
             f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not "
             "exist or is not available for visibility timeout change."
         )
-    current_token, visible_at, received_at = found
-    if current_token != token or visible_at <= now_ms or received_at is None:
+    current_token, received_at = found
+    if current_token != token or received_at is None:
         raise MessageNotInflight()
     new_visible_at = now_ms + timeout * 1000
     if new_visible_at - received_at > limits.MAX_VISIBILITY_TIMEOUT * 1000:

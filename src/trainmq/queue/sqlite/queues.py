@@ -203,6 +203,8 @@ def purge(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
             f"Only one PurgeQueue operation on {name} is allowed every 60 seconds."
         )
     conn.execute("DELETE FROM messages WHERE queue_id = ? AND sent_at <= ?", (row.id, now_ms))
+    # SQS forgets the purged messages' deduplication ids too: they may be sent again.
+    conn.execute("DELETE FROM deduplication WHERE queue_id = ?", (row.id,))
     conn.execute("UPDATE queues SET purged_at = ? WHERE id = ?", (now_ms, row.id))
 
 
