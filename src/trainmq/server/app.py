@@ -157,6 +157,7 @@ class SQSApp:
                         f"The action {action or '(none)'} is not valid for this endpoint."
                     )
                 _queue_url_from_path(scope, headers, params)
+            params = _with_trace_header(action, params, headers)
             result = await self._dispatch(scope, headers, action, params, key)
             payload = (
                 json_protocol.encode_response(result)
@@ -232,6 +233,21 @@ class SQSApp:
         if key is not None and action == "ListQueues":
             result = _filter_queue_urls(result, key.queue_patterns("ListQueues"))
         return result
+
+
+def _with_trace_header(
+    action: str, params: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """SQS turns SendMessage's ``X-Amzn-Trace-Id`` header into the message's
+    ``AWSTraceHeader`` system attribute; an attribute sent explicitly wins."""
+    trace = headers.get("x-amzn-trace-id")
+    system = params.get("MessageSystemAttributes") or {}
+    if action != "SendMessage" or not trace or not isinstance(system, dict):
+        return params
+    if "AWSTraceHeader" in system:
+        return params
+    traced = {**system, "AWSTraceHeader": {"DataType": "String", "StringValue": trace}}
+    return {**params, "MessageSystemAttributes": traced}
 
 
 def _queue_url_from_path(scope: Scope, headers: dict[str, str], params: dict[str, Any]) -> None:
