@@ -258,6 +258,6 @@ def check_names(names: Any, allowed: set[str], extra: tuple[str, ...] = ("All",)
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise InvalidParameterValue("AttributeNames must be a list.")
     for name in names:
-        if name not in allowed and name not in extra:
+        if not isinstance(name, str) or (name not in allowed and name not in extra):
             raise InvalidAttributeName(f"Unknown Attribute {name}.")
     return list(names)

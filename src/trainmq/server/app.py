@@ -241,10 +241,10 @@ def _with_trace_header(
     """SQS turns SendMessage's ``X-Amzn-Trace-Id`` header into the message's
     ``AWSTraceHeader`` system attribute; an attribute sent explicitly wins."""
     trace = headers.get("x-amzn-trace-id")
-    system = params.get("MessageSystemAttributes") or {}
-    if action != "SendMessage" or not trace or not isinstance(system, dict):
+    if action != "SendMessage" or not trace or not isinstance(params, dict):
         return params
-    if "AWSTraceHeader" in system:
+    system = params.get("MessageSystemAttributes") or {}
+    if not isinstance(system, dict) or "AWSTraceHeader" in system:
         return params
     traced = {**system, "AWSTraceHeader": {"DataType": "String", "StringValue": trace}}
     return {**params, "MessageSystemAttributes": traced}

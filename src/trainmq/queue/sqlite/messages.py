@@ -396,9 +396,9 @@ def delete(
 
     On a standard queue a stale handle (an earlier delivery) succeeds and deletes
     nothing, as SQS documents; so does the handle of an already deleted message.  On a
-    FIFO queue a handle whose delivery has ended (its visibility ran out, or the message
-    was received again) fails with AWS's "expired" error, because deleting it could
-    drop a message another consumer now holds out of order.
+    FIFO queue the latest handle of a message whose visibility ran out fails with AWS's
+    "expired" error: the message is back in its group's line, and deleting it then could
+    let a consumer skip ahead of the group's order.
     """
     queue = queues.load(conn, name)
     results: list[SQSError | None] = []
@@ -426,7 +426,7 @@ def _check_fifo_delivery(
         "SELECT receipt_token, visible_at FROM messages WHERE id = ? AND queue_id = ?",
         (row_id, queue.id),
     ).fetchone()
-    if found is not None and (found[0] != token or found[1] <= now_ms):
+    if found is not None and found[0] == token and found[1] <= now_ms:
         raise InvalidParameterValue(
             f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt "
             "handle has expired."
