@@ -1,9 +1,10 @@
-"""A small pure-Python model of a standard SQS queue, for model-based tests.
+"""A small pure-Python model of an SQS queue (standard or FIFO), for model-based tests.
 
 Time is passed in explicitly.  A message is receivable when ``visible_at <= now``;
 a message that is not receivable counts as *delayed* until it has been received
 once and as *not visible* (in flight) after that.  Receives pick the oldest
-receivable messages first, by ``(visible_at, send order)``.
+receivable messages first, in send order: a message whose visibility ended comes
+before a newer one that was never received, as in SQS.
 
 Where SQS leaves a choice open, the model lists every allowed outcome and the
 test follows the one the system under test took (see ``receive_outcomes``).
@@ -36,6 +37,7 @@ class ModelMessage:
     receive_count: int = 0
     first_received_at: float | None = None
     handle: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,9 @@ class ModelQueue:
         return Counts(visible, not_visible, delayed)
 
     def receivable(self, now: float) -> list[ModelMessage]:
-        """Receivable messages, oldest first."""
+        """Receivable messages, oldest sent first."""
         ready = [m for m in self.messages.values() if m.visible_at <= now]
-        return sorted(ready, key=lambda m: (m.visible_at, m.send_order))
+        return sorted(ready, key=lambda m: m.send_order)
 
     def receive_outcomes(self, now: float, max_messages: int) -> list[ReceiveOutcome]:
         """Every outcome SQS allows for a receive of up to ``max_messages``.
@@ -182,3 +184,34 @@ class ModelQueue:
     def change_visibility(self, handle: str, now: float, timeout: int) -> None:
         """Change visibility through the message's latest handle."""
         self.messages[self._handle_owner[handle]].visible_at = now + timeout
+
+
+class FifoModelQueue(ModelQueue):
+    """SQS semantics of one FIFO queue (without deduplication or a redrive policy).
+
+    A message is receivable when it is visible and no earlier message of its group is
+    hidden.  A receive takes whole groups in turn, each in send order; groups are served
+    in the order they became available: a group whose first message was never received
+    from that message's send, a group whose first message came back from in flight from
+    that return and, on a tie, after groups never delivered.
+    """
+
+    def send_to_group(self, message_id: str, body: str, now: float, group: str) -> None:
+        self.send(message_id, body, now, 0)
+        self.messages[message_id].group = group
+
+    def receivable(self, now: float) -> list[ModelMessage]:
+        groups: dict[str | None, list[ModelMessage]] = {}
+        for message in sorted(self.messages.values(), key=lambda m: m.send_order):
+            groups.setdefault(message.group, []).append(message)
+        ready: list[list[ModelMessage]] = []
+        for members in groups.values():
+            prefix = list(itertools.takewhile(lambda m: m.visible_at <= now, members))
+            if prefix:
+                ready.append(prefix)
+
+        def availability(prefix: list[ModelMessage]) -> tuple[float, bool, int]:
+            head = prefix[0]
+            return (head.visible_at, head.receive_count > 0, head.send_order)
+
+        return [m for prefix in sorted(ready, key=availability) for m in prefix]

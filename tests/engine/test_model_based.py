@@ -36,7 +36,13 @@ from hypothesis.stateful import (
 )
 
 import trainmq
-from tests.engine.sqs_model import Counts, HandleState, ModelQueue, ReceiveOutcome
+from tests.engine.sqs_model import (
+    Counts,
+    FifoModelQueue,
+    HandleState,
+    ModelQueue,
+    ReceiveOutcome,
+)
 from trainmq.clock import FakeClock
 from trainmq.errors import SQSError
 
@@ -62,7 +68,6 @@ def millis(seconds: float) -> str:
 def error_code(exc: SQSError) -> str:
     code: str = exc.response["Error"]["Code"]
     return code
-
 
 
 def _record(text: str) -> None:
@@ -183,8 +188,9 @@ class QueueMachine(RuleBasedStateMachine):
         except SQSError as exc:
             code = error_code(exc)
             _record(f"change visibility through a handle that is {state.value}: {code}")
-            assert state is not HandleState.IN_FLIGHT, (
-                f"changing visibility through the handle of an in-flight message raised {exc!r}"
+            # the latest handle works while in flight and after the visibility ended
+            assert state not in (HandleState.IN_FLIGHT, HandleState.EXPIRED), (
+                f"changing visibility through a handle that is {state.value} raised {exc!r}"
             )
             assert code in (INVALID_HANDLE, NOT_IN_FLIGHT, GONE), (
                 f"changing visibility through a handle that is {state.value} raised {code}"
@@ -292,6 +298,52 @@ class RedriveQueueMachine(QueueMachine):
         self.dead_letter.apply_receive(outcome, handles, now, timeout)
 
 
+class FifoQueueMachine(QueueMachine):
+    """One FIFO queue: which messages a receive may take depends on their groups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = self._create_queue(
+            "model.fifo",
+            {
+                "FifoQueue": "true",
+                "VisibilityTimeout": str(DEFAULT_VISIBILITY),
+            },
+        )
+        self.model = FifoModelQueue(DEFAULT_VISIBILITY)
+
+    @rule(group=st.sampled_from(["g1", "g2", "g3"]))
+    def send(self, group: str) -> None:  # type: ignore[override]
+        body = f"body-{self.sent}"
+        self.sent += 1
+        response = self.client.send_message(
+            QueueUrl=self.url,
+            MessageBody=body,
+            MessageGroupId=group,
+            MessageDeduplicationId=body,
+        )
+        self.model.send_to_group(response["MessageId"], body, self.clock.now(), group)
+
+    @rule(handle=QueueMachine.handles)
+    def delete(self, handle: str) -> None:
+        """A FIFO handle deletes only while its delivery lasts; once the visibility ran
+        out it has expired; a stale or deleted one deletes nothing, as on a standard queue."""
+        state = self.model.handle_state(handle, self.clock.now())
+        try:
+            self.client.delete_message(QueueUrl=self.url, ReceiptHandle=handle)
+        except SQSError as exc:
+            _record(f"FIFO delete through a handle that is {state.value}: {error_code(exc)}")
+            assert state is HandleState.EXPIRED, (
+                f"delete through a handle that is {state.value} raised {exc!r}"
+            )
+            assert error_code(exc) == GONE and "has expired" in str(exc), exc.response
+            return
+        _record(f"FIFO delete through a handle that is {state.value}: ok")
+        assert state is not HandleState.EXPIRED, "delete through an expired handle succeeded"
+        if state is HandleState.IN_FLIGHT:
+            self.model.delete(handle)
+
+
 MACHINE_SETTINGS = settings(max_examples=50, stateful_step_count=30, deadline=None)
 # Hypothesis may spend up to five minutes shrinking a failure: let it finish and report.
 SHRINKING_ROOM = pytest.mark.timeout(420)
@@ -300,6 +352,8 @@ TestStandardQueue = SHRINKING_ROOM(StandardQueueMachine.TestCase)
 TestStandardQueue.settings = MACHINE_SETTINGS
 TestRedriveQueue = SHRINKING_ROOM(RedriveQueueMachine.TestCase)
 TestRedriveQueue.settings = MACHINE_SETTINGS
+TestFifoQueue = SHRINKING_ROOM(FifoQueueMachine.TestCase)
+TestFifoQueue.settings = MACHINE_SETTINGS
 
 
 def test_receive_that_dead_letters_with_zero_visibility_delivers_each_message_once() -> None:

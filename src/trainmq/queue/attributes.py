@@ -19,6 +19,7 @@ __all__ = [
     "COMPUTED_ATTRIBUTES",
     "RedrivePolicy",
     "default_attributes",
+    "merge",
     "normalize",
     "parse_redrive_allow_policy",
     "parse_redrive_policy",
@@ -77,8 +78,12 @@ def _invalid(name: str) -> InvalidAttributeValue:
 
 
 def _normalize_one(name: str, value: Any, fifo: bool) -> str:
-    if name not in SETTABLE or (name in FIFO_ONLY - {"FifoQueue"} and not fifo):
+    if name not in SETTABLE or (name in ("FifoQueue", "ContentBasedDeduplication") and not fifo):
         raise InvalidAttributeName(f"Unknown Attribute {name}.")
+    if name in FIFO_ONLY and not fifo:
+        raise InvalidAttributeName(
+            f"You can specify the {name} only when FifoQueue is set to true."
+        )
     if not isinstance(value, str):
         raise _invalid(name)
     if name in _INT_RANGES:
@@ -115,6 +120,31 @@ def normalize(attributes: Mapping[str, Any], *, fifo: bool) -> dict[str, str]:
         allow = parse_redrive_allow_policy(result["RedriveAllowPolicy"])
         result["RedriveAllowPolicy"] = json.dumps(allow, separators=(",", ":"))
     return result
+
+
+#: Attributes that an empty value removes instead of setting.
+_REMOVED_WHEN_EMPTY = ("Policy", "RedrivePolicy", "RedriveAllowPolicy", "KmsMasterKeyId")
+_DEFAULT_KMS_REUSE_SECONDS = "300"
+
+
+def merge(current: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:
+    """``current`` with normalized ``changes`` applied, as SQS stores them.
+
+    An empty policy or KMS key removes the attribute; without a KMS key the data-key
+    reuse period goes too, and a new key brings the default period, so that
+    GetQueueAttributes shows what AWS shows.  Every backend stores the result.
+    """
+    merged = dict(current)
+    for key, value in changes.items():
+        if value == "" and key in _REMOVED_WHEN_EMPTY:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if "KmsMasterKeyId" in merged:
+        merged.setdefault("KmsDataKeyReusePeriodSeconds", _DEFAULT_KMS_REUSE_SECONDS)
+    else:
+        merged.pop("KmsDataKeyReusePeriodSeconds", None)
+    return merged
 
 
 @dataclass(frozen=True, slots=True)

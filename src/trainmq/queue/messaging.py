@@ -149,6 +149,8 @@ class MessagingActions:
         name = self.name_from_url(params)
         entries = check_batch_ids(require(params, "Entries"), "SendMessageBatchRequestEntry")
         queue = self.cached_queue(name)
+        if queue.attributes.get("FifoQueue") == "true":
+            _check_fifo_entries(entries, queue)
         failed: list[Response] = []
         ready: list[tuple[str, NewMessage]] = []
         total = 0
@@ -295,6 +297,20 @@ class MessagingActions:
         return {"Successful": successful, "Failed": failed}
 
 
+def _check_fifo_entries(entries: Sequence[Params], queue: QueueRecord) -> None:
+    """SQS refuses a whole FIFO batch, not one entry, when an entry lacks its group or
+    deduplication id: sending the others would break the order of their groups."""
+    content_based = queue.attributes.get("ContentBasedDeduplication") == "true"
+    for entry in entries:
+        if entry.get("MessageGroupId") is None:
+            raise InvalidParameterValue("The request must contain the parameter MessageGroupId.")
+        if entry.get("MessageDeduplicationId") is None and not content_based:
+            raise InvalidParameterValue(
+                "The queue should either have ContentBasedDeduplication enabled or "
+                "MessageDeduplicationId provided explicitly"
+            )
+
+
 def _failure(entry_id: str, error: SQSError) -> Response:
     return {
         "Id": entry_id,
@@ -324,10 +340,12 @@ def _user_attribute_names(raw: Any) -> list[str]:
 
 
 def _wants(name: str, patterns: list[str]) -> bool:
+    """SQS's filter: ``All``, ``*`` or ``.*`` for every attribute, an exact name, or
+    ``prefix.*`` for every name starting with ``prefix`` (``Hel.*`` matches ``Hello``)."""
     for pattern in patterns:
-        if pattern in ("All", ".*") or pattern == name:
+        if pattern in ("All", "*", ".*") or pattern == name:
             return True
-        if pattern.endswith(".*") and name.startswith(pattern[:-1]):
+        if pattern.endswith(".*") and name.startswith(pattern[:-2]):
             return True
     return False
 

@@ -25,7 +25,12 @@ def _load(policy: str | None, queue_arn: str) -> dict[str, Any]:
                 return document
         except ValueError:
             pass
-    return {"Version": "2012-10-17", "Id": f"{queue_arn}/SQSDefaultPolicy", "Statement": []}
+    return {"Version": "2008-10-17", "Id": f"{queue_arn}/SQSDefaultPolicy", "Statement": []}
+
+
+def _one_or_many(items: list[str]) -> str | list[str]:
+    """AWS writes a single principal or action as a string, several as a list."""
+    return items[0] if len(items) == 1 else items
 
 
 def add_statement(
@@ -45,8 +50,10 @@ def add_statement(
         {
             "Sid": label,
             "Effect": "Allow",
-            "Principal": {"AWS": [f"arn:{partition}:iam::{a}:root" for a in accounts]},
-            "Action": [f"SQS:{a}" for a in actions],
+            "Principal": {
+                "AWS": _one_or_many([f"arn:{partition}:iam::{a}:root" for a in accounts])
+            },
+            "Action": _one_or_many([f"SQS:{a}" for a in actions]),
             "Resource": queue_arn,
         }
     )
@@ -59,8 +66,7 @@ def remove_statement(policy: str | None, queue_arn: str, label: str) -> str:
     kept = [s for s in document["Statement"] if s.get("Sid") != label]
     if len(kept) == len(document["Statement"]):
         raise InvalidParameterValue(
-            f"Value {label} for parameter Label is invalid. Reason: can't find label on "
-            "existing policy."
+            f"Value {label} for parameter Label is invalid. Reason: can't find label."
         )
     document["Statement"] = kept
     return json.dumps(document, separators=(",", ":")) if kept else ""

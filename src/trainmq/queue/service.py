@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import (
     InvalidAction,
-    InvalidAttributeName,
+    InvalidAttributeValue,
     InvalidParameterValue,
     MissingParameter,
     QueueDoesNotExist,
@@ -63,6 +63,24 @@ ACTIONS = (
     "StartMessageMoveTask",
     "TagQueue",
     "UntagQueue",
+)
+
+
+#: The actions AddPermission may grant to other accounts; the rest (creating, deleting,
+#: configuring, tagging a queue, granting) only the queue's owner may call.  Granting a
+#: message action also grants its batch form.
+GRANTABLE_ACTIONS = frozenset(
+    {
+        "*",
+        "ChangeMessageVisibility",
+        "DeleteMessage",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+        "ListDeadLetterSourceQueues",
+        "PurgeQueue",
+        "ReceiveMessage",
+        "SendMessage",
+    }
 )
 
 
@@ -149,8 +167,6 @@ class SQSService(MessagingActions):
         if not fifo and name.endswith(".fifo"):
             check_queue_name(name[:-5] + "!", fifo=False)  # raises AWS's naming error
         normalized = attrs.normalize(given, fifo=fifo)
-        if normalized.get("FifoQueue") == "false":
-            normalized.pop("FifoQueue")
         tags = self._tags(params.get("tags") or {})
         self._check_redrive(name, normalized, fifo)
         self._forget(name)
@@ -230,8 +246,13 @@ class SQSService(MessagingActions):
             raise InvalidParameterValue("Attributes must be a map.")
         record = self.backend.get_queue(name)
         fifo = record.attributes.get("FifoQueue") == "true"
-        if "FifoQueue" in given:
-            raise InvalidAttributeName("Unknown Attribute FifoQueue.")
+        if fifo and "FifoQueue" in given:
+            if str(given["FifoQueue"]).lower() != "true":
+                raise InvalidAttributeValue(
+                    "Invalid value for the parameter FifoQueue. Reason: Modifying queue type "
+                    "is not supported."
+                )
+            given = {k: v for k, v in given.items() if k != "FifoQueue"}  # a no-op, as in SQS
         normalized = attrs.normalize(given, fifo=fifo)
         self._check_redrive(name, normalized, fifo)
         self._forget(name)
@@ -301,8 +322,10 @@ class SQSService(MessagingActions):
     def untag_queue(self, params: Params) -> Response:
         name = self.name_from_url(params)
         keys = require(params, "TagKeys")
-        if not isinstance(keys, list | tuple) or not keys:
-            raise InvalidParameterValue("The request must contain a non-empty TagKeys list.")
+        if not isinstance(keys, list | tuple):
+            raise InvalidParameterValue("TagKeys must be a list.")
+        if not keys or any(not isinstance(k, str) or not 1 <= len(k) <= 128 for k in keys):
+            raise InvalidParameterValue("Tag keys must be between 1 and 128 characters in length.")
         self.backend.untag_queue(name, [str(k) for k in keys])
         return {}
 
@@ -321,9 +344,8 @@ class SQSService(MessagingActions):
             raise MissingParameter("The request must contain the parameter AWSAccountIds.")
         if not isinstance(actions, list | tuple) or not actions:
             raise MissingParameter("The request must contain the parameter Actions.")
-        known = set(ACTIONS) | {"*"}
         for action in actions:
-            if action not in known:
+            if action not in GRANTABLE_ACTIONS:
                 raise InvalidParameterValue(
                     f"Value SQS:{action} for parameter ActionName is invalid. Reason: Only the "
                     "queue owner is allowed to invoke this action."

@@ -37,7 +37,8 @@ __all__ = [
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Letters and digits of any script (SQS accepts "attr.1øßä"), underscore, hyphen, period.
+_ATTRIBUTE_NAME = re.compile(r"^[\w.-]+$")
 _FIFO_ID = re.compile(r"^[!-~]{1,128}$")
 # Characters SQS accepts in a body: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF
 _INVALID_BODY_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -137,6 +138,15 @@ def _check_number(name: str, text: str) -> None:
         )
 
 
+def _empty_value(name: str, base: str, kind: str) -> InvalidParameterValue:
+    label = (
+        "Message (user) attribute" if kind == "message attribute" else "Message system attribute"
+    )
+    return InvalidParameterValue(
+        f"{label} '{name}' must contain a non-empty value of type '{base}'."
+    )
+
+
 def _attribute_value(name: str, raw: Any, kind: str) -> MessageAttributeValue:
     if not isinstance(raw, Mapping):
         raise InvalidParameterValue(f"The {kind} '{name}' must contain a DataType.")
@@ -158,16 +168,10 @@ def _attribute_value(name: str, raw: Any, kind: str) -> MessageAttributeValue:
         if isinstance(binary_value, bytearray | memoryview):
             binary_value = bytes(binary_value)
         if not isinstance(binary_value, bytes) or not binary_value:
-            raise InvalidParameterValue(
-                f"The message attribute '{name}' must contain non-empty message attribute "
-                f"value for message attribute type '{data_type}'."
-            )
+            raise _empty_value(name, base, kind)
         return MessageAttributeValue(data_type, binary_value=binary_value)
     if not isinstance(string_value, str) or not string_value:
-        raise InvalidParameterValue(
-            f"The message attribute '{name}' must contain non-empty message attribute "
-            f"value for message attribute type '{data_type}'."
-        )
+        raise _empty_value(name, base, kind)
     if _INVALID_BODY_CHAR.search(string_value):
         raise InvalidParameterValue(
             f"The message attribute '{name}' contains characters outside the allowed set."
@@ -254,6 +258,6 @@ def check_names(names: Any, allowed: set[str], extra: tuple[str, ...] = ("All",)
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise InvalidParameterValue("AttributeNames must be a list.")
     for name in names:
-        if name not in allowed and name not in extra:
+        if not isinstance(name, str) or (name not in allowed and name not in extra):
             raise InvalidAttributeName(f"Unknown Attribute {name}.")
     return list(names)

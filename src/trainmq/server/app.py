@@ -171,6 +171,7 @@ class SQSApp:
                     await _respond(send, 404, b"text/xml", _UNKNOWN_OPERATION, request_id)
                     return
                 action, params = decoded
+            params = _with_trace_header(action, params, headers)
             result = await self._dispatch(scope, headers, action, params, key)
             content_type, payload = _encode_result(is_json, headers, action, result, request_id)
             await _respond(send, 200, content_type, payload, request_id)
@@ -259,6 +260,21 @@ class SQSApp:
                 params = {**params, "WaitTimeSeconds": 0}
             result = await loop.run_in_executor(self._executor, service.dispatch, action, params)
         return result
+
+
+def _with_trace_header(
+    action: str, params: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """SQS turns SendMessage's ``X-Amzn-Trace-Id`` header into the message's
+    ``AWSTraceHeader`` system attribute; an attribute sent explicitly wins."""
+    trace = headers.get("x-amzn-trace-id")
+    if action != "SendMessage" or not trace or not isinstance(params, dict):
+        return params
+    system = params.get("MessageSystemAttributes") or {}
+    if not isinstance(system, dict) or "AWSTraceHeader" in system:
+        return params
+    traced = {**system, "AWSTraceHeader": {"DataType": "String", "StringValue": trace}}
+    return {**params, "MessageSystemAttributes": traced}
 
 
 def _decode_query(

@@ -280,7 +280,7 @@ class SqliteBackend:
         )
 
     def delete_messages(self, name: str, receipt_handles: Sequence[str]) -> list[SQSError | None]:
-        return self._write(lambda c, now: messages.delete(c, name, receipt_handles))
+        return self._write(lambda c, now: messages.delete(c, name, receipt_handles, now))
 
     def change_visibility(
         self, name: str, changes: Sequence[tuple[str, int]]

@@ -23,7 +23,7 @@ from ...errors import (
 )
 from .. import limits
 from ..model import MessageAttributeValue, NewMessage, ReceivedMessage, ReceiveRequest, SendResult
-from . import queues
+from . import delivery, queues
 from .handles import make_handle, new_token, parse_handle
 from .queues import QueueRow
 
@@ -152,29 +152,6 @@ def _result(message: NewMessage, message_id: str, sequence_number: str | None) -
 
 
 # -- receive --------------------------------------------------------------------------------
-def _candidates(
-    conn: sqlite3.Connection, queue: QueueRow, now_ms: int, limit: int
-) -> list[tuple[int, int]]:
-    cutoff = now_ms - queue.retention_ms
-    if queue.fifo:
-        sql = (
-            "SELECT m.id, m.receive_count FROM messages m "
-            "WHERE m.queue_id = :queue AND m.visible_at <= :now AND m.sent_at > :cutoff "
-            "AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue_id = m.queue_id "
-            "  AND h.group_id = m.group_id AND h.visible_at > :now "
-            "  AND h.received_at IS NOT NULL) "
-            "ORDER BY m.id LIMIT :limit"
-        )
-    else:
-        sql = (
-            "SELECT id, receive_count FROM messages "
-            "WHERE queue_id = :queue AND visible_at <= :now AND sent_at > :cutoff "
-            "ORDER BY visible_at, id LIMIT :limit"
-        )
-    params = {"queue": queue.id, "now": now_ms, "cutoff": cutoff, "limit": limit}
-    return [(int(r[0]), int(r[1])) for r in conn.execute(sql, params)]
-
-
 def claim(
     conn: sqlite3.Connection, name: str, request: ReceiveRequest, now_ms: int, arn_of: Any
 ) -> list[ReceivedMessage]:
@@ -202,7 +179,9 @@ def claim(
         taken = {parse_handle(m.receipt_handle)[1] for m in claimed}
         # with visibility 0, what this call claimed is visible again: skip it
         candidates = [
-            c for c in _candidates(conn, queue, now_ms, wanted + len(taken)) if c[0] not in taken
+            c
+            for c in delivery.candidates(conn, queue, now_ms, wanted + len(taken))
+            if c[0] not in taken
         ][:wanted]
         if not candidates:
             break
@@ -354,15 +333,25 @@ def _checked_handle(queue: QueueRow, handle: str) -> tuple[int, bytes]:
     return row_id, token
 
 
-def delete(conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[SQSError | None]:
-    """Delete by receipt handle.  A stale handle (an earlier delivery) succeeds and deletes
-    nothing, as SQS documents; so does the handle of an already deleted message."""
+def delete(
+    conn: sqlite3.Connection, name: str, handles: Sequence[str], now_ms: int
+) -> list[SQSError | None]:
+    """Delete by receipt handle.
+
+    On a standard queue a stale handle (an earlier delivery) succeeds and deletes
+    nothing, as SQS documents; so does the handle of an already deleted message.  On a
+    FIFO queue the latest handle of a message whose visibility ran out fails with AWS's
+    "expired" error: the message is back in its group's line, and deleting it then could
+    let a consumer skip ahead of the group's order.
+    """
     queue = queues.load(conn, name)
     results: list[SQSError | None] = []
     rows = []
     for handle in handles:
         try:
             row_id, token = _checked_handle(queue, handle)
+            if queue.fifo:
+                _check_fifo_delivery(conn, queue, handle, row_id, token, now_ms)
         except SQSError as exc:
             results.append(exc)
             continue
@@ -372,6 +361,20 @@ def delete(conn: sqlite3.Connection, name: str, handles: Sequence[str]) -> list[
         "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ?", rows
     )
     return results
+
+
+def _check_fifo_delivery(
+    conn: sqlite3.Connection, queue: QueueRow, handle: str, row_id: int, token: bytes, now_ms: int
+) -> None:
+    found = conn.execute(
+        "SELECT receipt_token, visible_at FROM messages WHERE id = ? AND queue_id = ?",
+        (row_id, queue.id),
+    ).fetchone()
+    if found is not None and found[0] == token and found[1] <= now_ms:
+        raise InvalidParameterValue(
+            f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt "
+            "handle has expired."
+        )
 
 
 def change_visibility(
@@ -391,9 +394,16 @@ def change_visibility(
 def _change_one(
     conn: sqlite3.Connection, queue: QueueRow, handle: str, timeout: int, now_ms: int
 ) -> None:
+    """Change the visibility of the message's latest delivery.
+
+    As in SQS, the latest handle still works after the visibility ran out, as long as
+    nobody has received the message since: it hides the message again.  A handle from
+    an earlier delivery does not (SQS would accept it): a stale consumer must not hide
+    or release a message that a newer one is working on.
+    """
     row_id, token = _checked_handle(queue, handle)
     found = conn.execute(
-        "SELECT receipt_token, visible_at, received_at FROM messages WHERE id = ? AND queue_id = ?",
+        "SELECT receipt_token, received_at FROM messages WHERE id = ? AND queue_id = ?",
         (row_id, queue.id),
     ).fetchone()
     if found is None:
@@ -401,8 +411,8 @@ def _change_one(
             f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not "
             "exist or is not available for visibility timeout change."
         )
-    current_token, visible_at, received_at = found
-    if current_token != token or visible_at <= now_ms or received_at is None:
+    current_token, received_at = found
+    if current_token != token or received_at is None:
         raise MessageNotInflight()
     new_visible_at = now_ms + timeout * 1000
     if new_visible_at - received_at > limits.MAX_VISIBILITY_TIMEOUT * 1000:

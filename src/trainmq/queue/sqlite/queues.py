@@ -20,7 +20,7 @@ from ...errors import (
     QueueNameExists,
 )
 from .. import limits
-from ..attributes import default_attributes, parse_redrive_policy
+from ..attributes import default_attributes, merge, parse_redrive_policy
 from ..model import QueueRecord
 
 __all__ = [
@@ -154,7 +154,7 @@ def create(
     if deleted is not None and now_ms - deleted[0] < limits.QUEUE_RECREATE_DELAY_SECONDS * 1000:
         raise QueueDeletedRecently()
     fifo = name.endswith(".fifo")
-    full = default_attributes(fifo) | attributes
+    full = merge(default_attributes(fifo), attributes)
     conn.execute("DELETE FROM deleted_queues WHERE name = ?", (name,))
     conn.execute(
         "INSERT INTO queues (name, fifo, attributes, tags, created_at, modified_at) "
@@ -177,12 +177,7 @@ def set_attributes(
     conn: sqlite3.Connection, name: str, attributes: dict[str, str], now_ms: int
 ) -> None:
     row = load(conn, name)
-    merged = dict(row.attributes)
-    for key, value in attributes.items():
-        if value == "" and key in ("RedrivePolicy", "RedriveAllowPolicy", "Policy"):
-            merged.pop(key, None)
-        else:
-            merged[key] = value
+    merged = merge(row.attributes, attributes)
     conn.execute(
         "UPDATE queues SET attributes = ?, modified_at = ? WHERE id = ?",
         (json.dumps(merged), now_ms, row.id),
@@ -203,6 +198,8 @@ def purge(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
             f"Only one PurgeQueue operation on {name} is allowed every 60 seconds."
         )
     conn.execute("DELETE FROM messages WHERE queue_id = ? AND sent_at <= ?", (row.id, now_ms))
+    # SQS forgets the purged messages' deduplication ids too: they may be sent again.
+    conn.execute("DELETE FROM deduplication WHERE queue_id = ?", (row.id,))
     conn.execute("UPDATE queues SET purged_at = ? WHERE id = ?", (now_ms, row.id))
 
 
