@@ -25,7 +25,12 @@ _REMOTE_SCHEMES = ("sqs", "http", "https")
 
 
 def sqlite_path(address: str | Path | None) -> Path:
-    """The database path named by ``sqlite:///path``, a plain path, or the default."""
+    """The database path named by ``sqlite:///path``, a plain path, or the default.
+
+    Addresses follow SQLAlchemy's convention, which Python users already know:
+    ``sqlite:///relative/queues.db`` is relative to the working directory and
+    ``sqlite:////abs/queues.db`` (four slashes) is absolute.
+    """
     if address is None or address == "":
         return DEFAULT_DB
     if isinstance(address, Path):
@@ -35,10 +40,15 @@ def sqlite_path(address: str | Path | None) -> Path:
     parsed = urlparse(address)
     if parsed.scheme != "sqlite":
         raise ConfigurationError(
-            f"unsupported queue address {address!r}: use sqlite:///path/queues.db, a path, "
-            "sqs://[REGION] or http(s)://host:port"
+            f"unsupported queue address {address!r}: use sqlite:///relative/queues.db, "
+            "sqlite:////absolute/queues.db, a path, sqs://[REGION] or http(s)://host:port"
         )
-    raw = unquote(parsed.netloc + parsed.path)
+    if parsed.netloc:
+        raise ConfigurationError(
+            f"the address {address!r} names a host: write sqlite:///relative/queues.db or "
+            "sqlite:////absolute/queues.db"
+        )
+    raw = unquote(parsed.path.removeprefix("/"))
     if not raw:
         raise ConfigurationError(f"the address {address!r} names no database file")
     return Path(raw)
