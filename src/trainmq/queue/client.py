@@ -2,8 +2,9 @@
 
 Code written for ``boto3.client("sqs")`` works against an embedded database
 by swapping the client: same method names, keyword arguments, response dicts
-and exceptions (``client.exceptions.QueueDoesNotExist``; every error has
-botocore's ``response["Error"]["Code"]``).
+(with ``ResponseMetadata``), paginators and exceptions
+(``client.exceptions.QueueDoesNotExist``; with botocore installed every error is
+a ``botocore.exceptions.ClientError`` with ``response["Error"]["Code"]``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..clock import Clock
-from ..errors import SQS_ERRORS, ConfigurationError, SQSError
+from ..errors import ConfigurationError, SQSError
+from .boto_compat import (
+    PAGINATED,
+    Paginator,
+    boto_error,
+    error_classes,
+    paginator,
+    response_metadata,
+)
 from .service import ACTIONS, SQSService, _snake
 
 __all__ = ["LocalClient", "open_service", "sqlite_path"]
@@ -93,13 +102,15 @@ def open_service(
 
 
 class LocalClient:
-    """boto3's SQS client interface over an ``SQSService``."""
+    """boto3's SQS client interface over an ``SQSService``.
+
+    Responses carry ``ResponseMetadata``; errors are botocore ``ClientError``s
+    when botocore is installed (see ``boto_compat``).
+    """
 
     def __init__(self, service: SQSService) -> None:
         self.service = service
-        self.exceptions = types.SimpleNamespace(
-            ClientError=SQSError, **{name: cls for name, cls in SQS_ERRORS.items() if cls.modelled}
-        )
+        self.exceptions = types.SimpleNamespace(**error_classes())
         self._methods = {_snake(action): action for action in ACTIONS}
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
@@ -108,13 +119,21 @@ class LocalClient:
             raise AttributeError(f"'LocalClient' object has no attribute {name!r}")
 
         def call(**params: Any) -> dict[str, Any]:
-            return self.service.dispatch(action, params)
+            try:
+                response = self.service.dispatch(action, params)
+            except SQSError as exc:
+                raise boto_error(exc, action) from None
+            return {**response, "ResponseMetadata": response_metadata()}
 
         call.__name__ = name
         return call
 
     def can_paginate(self, operation_name: str) -> bool:
-        return False
+        return operation_name in PAGINATED
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        """A paginator for ``list_queues`` or ``list_dead_letter_source_queues``."""
+        return paginator(getattr(self, operation_name), operation_name)
 
     def close(self) -> None:
         self.service.backend.close()
