@@ -48,8 +48,8 @@ def client(
 
     ``address`` is ``sqlite:///relative/queues.db``, ``sqlite:////absolute/queues.db``
     (SQLAlchemy's convention), a path (default ``./.trainmq/queues.db``), or a remote
-    endpoint: ``http(s)://host:port`` or ``sqs://[REGION]``.  ``durability="full"`` fsyncs every send, delete
-    and visibility change before returning; ``"normal"`` is the explicit
+    endpoint: ``http(s)://host:port`` or ``sqs://[REGION]``.  ``durability="full"``
+    fsyncs every send, delete and visibility change before returning; ``"normal"`` is the explicit
     opt-out (safe against process crashes, not power loss).
     """
     return LocalClient(

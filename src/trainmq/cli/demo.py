@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .app import CliFailure, app, run_command
 from .exit_codes import ExitCode
-from .main import CliFailure, _run, app
 
 MARKER = ".trainmq-demo"
 
@@ -214,7 +214,7 @@ def demo(
         )
         _summary(results)
 
-    _run(body)
+    run_command(body)
 
 
 class _DemoRun:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigurationError
+from .app import CliFailure, app, out, run_command
 from .exit_codes import ExitCode
-from .main import CliFailure, _run, app, out
 
 package_app = typer.Typer(help="Build deployment artifacts.", no_args_is_help=True)
 app.add_typer(package_app, name="package")
@@ -65,4 +65,4 @@ def package_lambda(
         for source in report.sources:
             out.print(f"  {source.name} {source.version} ({source.origin})", highlight=False)
 
-    _run(body)
+    run_command(body)

@@ -9,8 +9,8 @@ import typer
 
 from ..errors import ConfigurationError
 from ..store import StoreError
+from .app import CliFailure, DbOption, app, err, run_command
 from .exit_codes import ExitCode
-from .main import CliFailure, DbOption, _run, app, err
 
 if TYPE_CHECKING:
     from ..server import SQSApp
@@ -100,7 +100,7 @@ def serve_command(
             err.print(f"console token for {console_token} (12 hours): {token}", highlight=False)
         serve(config, app)
 
-    _run(body)
+    run_command(body)
 
 
 def _mount_console(app: SQSApp, store: str | None, token_key: str | None) -> str | None:

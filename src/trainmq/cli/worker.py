@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigurationError
+from .app import BackendOption, CliFailure, DbOption, app, run_command
 from .exit_codes import ExitCode
-from .main import BackendOption, CliFailure, DbOption, _run, app
 
 
 @app.command("worker")
@@ -43,8 +43,8 @@ def worker_command(
         list[str] | None,
         typer.Option(
             "--filter",
-            help="FilterCriteria pattern on the record, e.g. '{\"body\": {\"kind\": "
-            "[\"train\"]}}' (repeatable; any may match). Messages matching none are DELETED, "
+            help='FilterCriteria pattern on the record, e.g. \'{"body": {"kind": '
+            '["train"]}}\' (repeatable; any may match). Messages matching none are DELETED, '
             "as Lambda does.",
         ),
     ] = None,
@@ -121,4 +121,4 @@ def worker_command(
         except WorkerAborted:
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
-    _run(body)
+    run_command(body)
