@@ -145,3 +145,18 @@ def test_a_body_over_the_limit_goes_through_the_store(db: Path, tmp_path: Path) 
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"trainmq {trainmq.__version__}"
+
+
+def test_a_command_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    result = runner.invoke(app, ["demo", "--out", "unused"])
+    assert result.exit_code == ExitCode.MISSING_DEPENDENCY
+    assert result.stderr.strip() == (
+        "error: trainmq demo needs the train extra (torch is not installed): "
+        "pip install 'trainmq[train]'"
+    )

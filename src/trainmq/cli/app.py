@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import ConfigurationError, QueueDoesNotExist, SQSError, StorageError
@@ -172,25 +173,23 @@ def _location(client: LocalClient) -> str:
     return f"the database {path}" if path is not None else client.service.endpoint
 
 
+def _fail(message: str, code: ExitCode) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
 def run_command(action: Callable[[], T]) -> T:
     """Run a command body, turning every expected failure into one line and an exit code."""
     try:
         return action()
     except CliFailure as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(exc.code) from None
+        raise _fail(str(exc), exc.code) from None
     except QueueDoesNotExist as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(ExitCode.QUEUE_NOT_FOUND) from None
+        raise _fail(exc.message, ExitCode.QUEUE_NOT_FOUND) from None
     except SQSError as exc:
-        err.print(f"[red]error:[/red] {exc.query_code}: {exc.message}", highlight=False)
-        raise typer.Exit(ExitCode.INVALID_REQUEST) from None
-    except StorageError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(ExitCode.DATABASE_ERROR) from None
-    except (OSError, sqlite3.Error) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(ExitCode.DATABASE_ERROR) from None
+        raise _fail(f"{exc.query_code}: {exc.message}", ExitCode.INVALID_REQUEST) from None
+    except (StorageError, OSError, sqlite3.Error) as exc:
+        raise _fail(str(exc), ExitCode.DATABASE_ERROR) from None
     except KeyboardInterrupt:
         raise typer.Exit(ExitCode.INTERRUPTED) from None
 

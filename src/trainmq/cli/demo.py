@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import CliFailure, app, run_command
+from .app import CliFailure, app, missing_extra, run_command
 from .exit_codes import ExitCode
 
 MARKER = ".trainmq-demo"
@@ -168,6 +169,13 @@ def _prepare_out(out: Path) -> None:
     (out / MARKER).write_text("made by trainmq demo; deleted by the next run\n")
 
 
+def _require_train_extra() -> None:
+    """One line naming the extra to install, instead of an import traceback mid-run."""
+    for module in ("numpy", "tokenizers", "torch", "matplotlib"):
+        if importlib.util.find_spec(module) is None:
+            raise missing_extra(ModuleNotFoundError(name=module), "trainmq demo", "train")
+
+
 @app.command("demo")
 def demo(
     out: Annotated[
@@ -194,6 +202,7 @@ def demo(
     """Run the training pipeline end to end on this machine, with live progress."""
 
     def body() -> None:
+        _require_train_extra()
         from pydantic import ValidationError
 
         from ..training.messages import ModelConfig, OptimizerConfig

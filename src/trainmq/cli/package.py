@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigurationError
-from .app import CliFailure, app, out, run_command
+from .app import CliFailure, app, missing_extra, out, run_command
 from .exit_codes import ExitCode
 
 package_app = typer.Typer(help="Build deployment artifacts.", no_args_is_help=True)
@@ -46,10 +46,7 @@ def package_lambda(
         try:
             from ..deploy.lambda_zip import build
         except ImportError as exc:
-            raise CliFailure(
-                f"packaging needs the deploy extra (pip install 'trainmq[deploy]'): {exc}",
-                ExitCode.CONFIGURATION_ERROR,
-            ) from exc
+            raise missing_extra(exc, "trainmq package lambda", "deploy") from exc
         try:
             report = build(output, runtime=runtime, architecture=architecture, wheels=wheels)
         except ConfigurationError as exc:

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import ConfigurationError
 from ..store import StoreError
-from .app import CliFailure, DbOption, app, err, run_command
+from .app import CliFailure, DbOption, app, err, missing_extra, run_command
 from .exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -93,6 +93,9 @@ def serve_command(
         except (ConfigurationError, StoreError) as exc:
             app.service.backend.close()
             raise CliFailure(str(exc), ExitCode.CONFIGURATION_ERROR) from exc
+        except ImportError as exc:
+            app.service.backend.close()
+            raise missing_extra(exc, "an s3:// --store", "aws") from exc
         try:
             _check_bind(host, port)
         except CliFailure:
@@ -142,7 +145,7 @@ def _banner(
     if token[1] is not None:
         lines.append(f"  console token for {token[0]} (12 hours): {token[1]}")
     for line in lines:
-        err.print(line, highlight=False, soft_wrap=True)
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _mount_console(app: SQSApp, store: str | None, token_key: str | None) -> str | None:
