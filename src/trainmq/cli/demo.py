@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -43,8 +45,11 @@ class _State:
     log: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
+    noted: int = 0
+
     def note(self, text: str) -> None:
         self.log.append(f"[{time.monotonic() - self.started:6.1f}s] {text}")
+        self.noted += 1
         del self.log[:-8]
 
 
@@ -157,12 +162,86 @@ def _plot(state: _State, path: Path) -> None:
     plt.close(figure)
 
 
+class _PlainProgress:
+    """Progress without a terminal (CI, a log file): each event once, a status line every few
+    seconds, instead of a live panel that only a terminal can redraw."""
+
+    def __init__(self, state: _State, every: float = 5.0) -> None:
+        self.state = state
+        self.every = every
+        self.printed_notes = 0
+        self.last_status = 0.0
+        self.phase = ""
+
+    def __enter__(self) -> _PlainProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.update(None, force=True)
+
+    def update(self, _renderable: object, force: bool = False) -> None:
+        state, lines = self.state, []
+        new = min(state.noted - self.printed_notes, len(state.log))
+        lines += state.log[len(state.log) - new :] if new > 0 else []
+        self.printed_notes = state.noted
+        now = time.monotonic()
+        if state.phase != self.phase:
+            self.phase = state.phase
+            lines.append(f"[{now - state.started:6.1f}s] phase: {state.phase}")
+        elif force or now - self.last_status >= self.every:
+            lines.append(f"[{now - state.started:6.1f}s] {_status(state)}")
+        if lines:
+            self.last_status = now
+            print("\n".join(lines), flush=True)
+
+
+def _status(state: _State) -> str:
+    """One line of where the demo is, for logs."""
+    parts = [f"prepare {state.parts}/{state.inputs}"]
+    if state.total_steps:
+        parts.append(f"train step {state.step}/{state.total_steps} (attempt {state.attempt})")
+    if state.train_loss is not None:
+        parts.append(f"train loss {state.train_loss:.3f}")
+    if state.val_loss is not None:
+        parts.append(f"val loss {state.val_loss:.3f}")
+    return ", ".join(parts)
+
+
+def _in_use(db: Path) -> bool:
+    """Whether another process has the SQLite database ``db`` open.
+
+    In WAL mode every connection holds a shared lock on the DMS byte (offset 128)
+    of the ``-shm`` file while it is open; an exclusive probe of that byte fails
+    exactly when some other process is connected.
+    """
+    shm = db.with_name(db.name + "-shm")
+    try:
+        fd = os.open(shm, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 128)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _prepare_out(out: Path) -> None:
     if out.exists():
         if not (out / MARKER).exists():
             raise CliFailure(
                 f"{out} exists and was not made by trainmq demo; choose another --out",
                 ExitCode.USAGE,
+            )
+        if _in_use(out / "queues.db"):
+            raise CliFailure(
+                f"{out / 'queues.db'} is open in another process (a trainmq serve or worker?): "
+                "deleting it would lose what that process writes; stop it or choose another --out",
+                ExitCode.DATABASE_IN_USE,
             )
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -249,10 +328,17 @@ class _DemoRun:
     def run(
         self, *, corpus_bytes: int, vocab_size: int, prepare_workers: int, train: dict[str, Any]
     ) -> dict[str, Any]:
+        from rich.console import Console
         from rich.live import Live
 
+        console = Console()
+        display: Any = (
+            Live(_render(self.state), refresh_per_second=4, console=console)
+            if console.is_terminal
+            else _PlainProgress(self.state)
+        )
         try:
-            with Live(_render(self.state), refresh_per_second=4) as self.live:
+            with display as self.live:
                 dataset = self.prepare(corpus_bytes, vocab_size, prepare_workers)
                 request = self.train(dataset, train)
                 self.state.phase = "done"
@@ -454,4 +540,6 @@ def _summary(results: dict[str, Any]) -> None:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    Console().print(table)
+    console = Console()
+    console.print()  # never on the line the progress display ended on
+    console.print(table)
