@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,33 @@ def test_a_command_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyP
         "error: trainmq demo needs the train extra (torch is not installed): "
         "pip install 'trainmq[train]'"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (),
+        ("queue", "create"),
+        ("queue", "list"),
+        ("queue", "attributes"),
+        ("queue", "purge"),
+        ("queue", "delete"),
+        ("send",),
+        ("receive",),
+        ("delete",),
+        ("stats",),
+        ("serve",),
+        ("worker",),
+        ("demo",),
+        ("package", "lambda"),
+    ],
+    ids=lambda command: " ".join(command) or "trainmq",
+)
+def test_help_reads_cleanly(command: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "<list[" not in text  # repeatable options name what they take
+    assert "[env: " not in text  # typer already shows [env var: ...]
+    assert not re.search(r"\{[a-z_]+\}", text)  # arguments in capitals, as in the README
+    assert not re.search(r"\w \.(\s|$)", text)  # no space before a full stop

@@ -32,6 +32,7 @@ __all__ = [
     "CliFailure",
     "DbOption",
     "JsonOption",
+    "QueueArgument",
     "app",
     "client_for",
     "err",
@@ -101,6 +102,10 @@ BackendOption = Annotated[
         "http(s)://host:port (e.g. trainmq serve).",
         show_default=False,
     ),
+]
+
+QueueArgument = Annotated[
+    str, typer.Argument(metavar="QUEUE", help="Queue name or URL.", show_default=False)
 ]
 
 JsonOption = Annotated[

@@ -14,6 +14,7 @@ from .app import (
     BackendOption,
     CliFailure,
     DbOption,
+    QueueArgument,
     app,
     client_for,
     naming_missing_queue,
@@ -87,7 +88,7 @@ def _with_store(client: LocalClient, url: str, store: str | None) -> Any:
 
 @app.command("send")
 def send(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    queue: QueueArgument,
     body_text: Annotated[
         str,
         typer.Argument(
@@ -152,7 +153,7 @@ def _jsonable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @app.command("receive")
 def receive(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    queue: QueueArgument,
     max_messages: Annotated[int, typer.Option("--max", help="MaxNumberOfMessages (1-10).")] = 1,
     wait: Annotated[int, typer.Option(help="WaitTimeSeconds: long poll up to 20 s.")] = 0,
     visibility: Annotated[
@@ -204,8 +205,10 @@ def receive(
 
 @app.command("delete")
 def delete_message(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
-    receipt_handle: Annotated[str, typer.Argument(help="Receipt handle from receive.")],
+    queue: QueueArgument,
+    receipt_handle: Annotated[
+        str, typer.Argument(metavar="RECEIPT_HANDLE", help="Receipt handle from receive.")
+    ],
     db: DbOption = None,
     backend: BackendOption = None,
 ) -> None:

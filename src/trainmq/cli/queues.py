@@ -15,6 +15,7 @@ from .app import (
     CliFailure,
     DbOption,
     JsonOption,
+    QueueArgument,
     app,
     client_for,
     naming_missing_queue,
@@ -68,7 +69,9 @@ def _check_create(client: LocalClient, name: str, dlq: str | None) -> None:
 
 @queue_app.command("create")
 def queue_create(
-    name: Annotated[str, typer.Argument(help="Queue name (end FIFO queue names in .fifo).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Queue name (end FIFO queue names in .fifo).")
+    ],
     attribute: Annotated[
         list[str] | None,
         typer.Option(
@@ -150,7 +153,7 @@ def queue_list(
 
 @queue_app.command("attributes")
 def queue_attributes(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    queue: QueueArgument,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", "-s", metavar="NAME=VALUE", help="Change an attribute (repeatable)."),
@@ -181,7 +184,7 @@ def queue_attributes(
 
 @queue_app.command("purge")
 def queue_purge(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    queue: QueueArgument,
     db: DbOption = None,
     backend: BackendOption = None,
 ) -> None:
@@ -197,7 +200,7 @@ def queue_purge(
 
 @queue_app.command("delete")
 def queue_delete(
-    queue: Annotated[str, typer.Argument(help="Queue name or URL.")],
+    queue: QueueArgument,
     db: DbOption = None,
     backend: BackendOption = None,
 ) -> None:

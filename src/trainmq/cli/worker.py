@@ -44,6 +44,7 @@ def worker_command(
         list[str] | None,
         typer.Option(
             "--filter",
+            metavar="PATTERN",
             help='FilterCriteria pattern on the record, e.g. \'{"body": {"kind": '
             '["train"]}}\' (repeatable; any may match). Messages matching none are DELETED, '
             "as Lambda does.",
