@@ -191,3 +191,13 @@ def test_help_reads_cleanly(command: tuple[str, ...]) -> None:
     assert "[env: " not in text  # typer already shows [env var: ...]
     assert not re.search(r"\{[a-z_]+\}", text)  # arguments in capitals, as in the README
     assert not re.search(r"\w \.(\s|$)", text)  # no space before a full stop
+
+
+def test_a_remote_backend_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 now raises ImportError
+    result = runner.invoke(app, ["queue", "list", "--backend", "http://127.0.0.1:9"])
+    assert result.exit_code == ExitCode.MISSING_DEPENDENCY
+    assert "pip install 'trainmq[aws]'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
