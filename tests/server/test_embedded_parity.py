@@ -100,6 +100,23 @@ def paginate_queues(sqs: Any) -> Any:
     return [len(pages), sorted(url for page in pages for url in page), sorted(full["QueueUrls"])]
 
 
+def paginate_with_max_items(sqs: Any) -> Any:
+    for index in range(5):
+        sqs.create_queue(QueueName=f"parity-max-{index}")
+    paginator = sqs.get_paginator("list_queues")
+    results = []
+    for max_items in (3, 4):  # inside a page, and at a page's end
+        config = {"PageSize": 2, "MaxItems": max_items}
+        first = paginator.paginate(QueueNamePrefix="parity-max", PaginationConfig=config)
+        head = first.build_full_result()
+        rest = paginator.paginate(
+            QueueNamePrefix="parity-max",
+            PaginationConfig={"PageSize": 2, "StartingToken": head["NextToken"]},
+        ).build_full_result()
+        results.append([head["QueueUrls"], rest["QueueUrls"], "NextToken" in rest])
+    return results
+
+
 def paginate_dead_letter_sources(sqs: Any) -> Any:
     dlq = sqs.create_queue(QueueName="parity-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
@@ -121,6 +138,7 @@ SNIPPETS: list[Callable[[Any], Any]] = [
     lifecycle,
     client_errors,
     paginate_queues,
+    paginate_with_max_items,
     paginate_dead_letter_sources,
 ]
 

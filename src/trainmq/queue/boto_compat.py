@@ -18,7 +18,9 @@ Code written for boto3 catches ``botocore.exceptions.ClientError``, reads
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -120,12 +122,34 @@ class Paginator:
         self._result_key = result_key
 
     def paginate(self, **params: Any) -> PageIterator:
+        """Pages of the operation; ``PaginationConfig`` takes ``PageSize``, ``MaxItems``
+        and ``StartingToken`` (a ``NextToken`` from an earlier ``build_full_result``)."""
         config = dict(params.pop("PaginationConfig", None) or {})
         if "PageSize" in config:
             params["MaxResults"] = config["PageSize"]
+        skip = 0
         if config.get("StartingToken"):
-            params["NextToken"] = config["StartingToken"]
-        return PageIterator(self._call, self._result_key, params, config.get("MaxItems"))
+            token, skip = _parse_token(str(config["StartingToken"]))
+            if token:
+                params["NextToken"] = token
+        return PageIterator(self._call, self._result_key, params, config.get("MaxItems"), skip)
+
+
+def _truncation_token(next_token: str | None, returned: int) -> str:
+    """botocore's token for "resume inside this page": where the page began, and how many
+    of its items were already returned (base64 JSON, as botocore's ``TokenEncoder``)."""
+    data = {"NextToken": next_token, "boto_truncate_amount": returned}
+    return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+def _parse_token(token: str) -> tuple[str | None, int]:
+    try:
+        data = json.loads(base64.b64decode(token, validate=True))
+    except ValueError:
+        return token, 0
+    if not isinstance(data, dict) or "boto_truncate_amount" not in data:
+        return token, 0
+    return data.get("NextToken"), int(data["boto_truncate_amount"])
 
 
 class PageIterator:
@@ -137,31 +161,35 @@ class PageIterator:
         result_key: str,
         params: dict[str, Any],
         max_items: int | None,
+        skip: int = 0,
     ) -> None:
         self._call = call
         self._result_key = result_key
         self._params = params
         self._max_items = max_items
+        self._skip = skip
         self.resume_token: str | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         params = dict(self._params)
-        if self._max_items is not None and "MaxResults" not in params:
-            # ListQueues pages only when MaxResults is given.
-            params["MaxResults"] = min(1000, max(1, int(self._max_items)))
-        left = self._max_items
+        left, skip = self._max_items, self._skip
         while True:
             page = self._call(**params)
-            items = page.get(self._result_key, [])
+            items = page.get(self._result_key, [])[skip:]
             if left is not None and len(items) >= left:
-                # Resumable only at a page boundary: SQS's token cannot point inside a page.
                 token = page.pop("NextToken", None)
-                self.resume_token = token if len(items) == left else None
+                if len(items) == left:
+                    self.resume_token = token
+                else:  # resume inside this page
+                    started = params.get("NextToken")
+                    self.resume_token = _truncation_token(started, skip + left)
                 page[self._result_key] = items[:left]
                 yield page
                 return
+            page[self._result_key] = items
             if left is not None:
                 left -= len(items)
+            skip = 0
             yield page
             token = page.get("NextToken")
             if not token:
