@@ -201,3 +201,16 @@ def test_a_remote_backend_without_boto3_names_the_extra(monkeypatch: pytest.Monk
     assert result.exit_code == ExitCode.MISSING_DEPENDENCY
     assert "pip install 'trainmq[aws]'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_address_with_a_host_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["stats", "--db", "sqlite://host/queues.db"])
+    assert result.exit_code == ExitCode.CONFIGURATION_ERROR
+    assert "names a host" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_db_takes_a_sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["queue", "create", "q", "--db", "sqlite:///data/q.db"])
+    assert result.exit_code == ExitCode.OK
+    assert (tmp_path / "data" / "q.db").is_file()

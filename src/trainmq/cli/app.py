@@ -14,7 +14,6 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -82,12 +81,12 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
         envvar="TRAINMQ_DB",
         metavar="PATH",
-        help="Queue database file (default ./.trainmq/queues.db).",
+        help="Queue database: a path or sqlite:///relative/path (default ./.trainmq/queues.db).",
         show_default=False,
     ),
 ]
@@ -132,7 +131,7 @@ def missing_extra(exc: ImportError, what: str, extra: str) -> CliFailure:
 
 @contextlib.contextmanager
 def client_for(
-    db: Path | None, backend: str | None = None, *, create: bool = False
+    db: str | None, backend: str | None = None, *, create: bool = False
 ) -> Iterator[LocalClient]:
     """A client for ``--db`` or ``--backend``.
 
@@ -149,7 +148,7 @@ def client_for(
             ExitCode.NO_DATABASE,
         )
     try:
-        client = LocalClient(open_service(backend if backend is not None else db))
+        client = LocalClient(open_service(backend if backend is not None else path))
     except ImportError as exc:
         raise missing_extra(exc, "a remote --backend", "aws") from exc
     except StorageError as exc:
@@ -195,6 +194,8 @@ def run_command(action: Callable[[], T]) -> T:
         raise _fail(f"{exc.query_code}: {exc.message}", ExitCode.INVALID_REQUEST) from None
     except (StorageError, OSError, sqlite3.Error) as exc:
         raise _fail(str(exc), ExitCode.DATABASE_ERROR) from None
+    except ConfigurationError as exc:
+        raise _fail(str(exc), ExitCode.CONFIGURATION_ERROR) from None
     except KeyboardInterrupt:
         raise typer.Exit(ExitCode.INTERRUPTED) from None
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import ConfigurationError
+from ..queue.client import sqlite_path
 from ..store import StoreError
 from .app import CliFailure, DbOption, app, err, missing_extra, run_command
 from .exit_codes import ExitCode
@@ -68,17 +69,16 @@ def serve_command(
     from ..server import ServerConfig, serve
     from ..server.run import build_app
 
-    config = ServerConfig(
-        host=host,
-        port=port,
-        db=db,
-        credentials=credentials,
-        region=region,
-        account_id=account_id,
-        log_level=log_level,
-    )
-
     def body() -> None:
+        config = ServerConfig(
+            host=host,
+            port=port,
+            db=None if db is None else sqlite_path(db),
+            credentials=credentials,
+            region=region,
+            account_id=account_id,
+            log_level=log_level,
+        )
         if console_token is not None and (credentials is None or not console):
             raise CliFailure(
                 "--console-token needs --credentials and the console (no --no-console)",
@@ -127,8 +127,6 @@ def _banner(
     config: ServerConfig, console: bool, store: str | None, token: tuple[str | None, str | None]
 ) -> None:
     """What a newcomer needs to see at start: where the data is and who may use it."""
-    from ..queue.client import sqlite_path
-
     base = f"http://{config.host}:{config.port}"
     if config.credentials:
         auth = f"SigV4 with the keys in {config.credentials}"
