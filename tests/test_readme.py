@@ -2,7 +2,7 @@
 
 Every ```python block of README.md is run here, in a fresh working directory,
 in the order the README shows it; blocks of one section share a namespace, as
-a reader's session would.  The only change: the examples that talk to
+they do for a reader who runs them one after another.  The only change: the examples that talk to
 ``trainmq serve`` at 127.0.0.1:9324 talk to one started on a free port (a test
 cannot claim a fixed port on a shared machine).  Around the examples the test
 does what the README tells the reader to do in the shell (start the server,
