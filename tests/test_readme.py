@@ -2,9 +2,9 @@
 
 Every ```python block of README.md is run here, in a fresh working directory,
 in the order the README shows it; blocks of one section share a namespace, as
-they do for a reader who runs them one after another.  The only change: the examples that talk to
-``trainmq serve`` at 127.0.0.1:9324 talk to one started on a free port (a test
-cannot claim a fixed port on a shared machine).  Around the examples the test
+they do for a reader who runs them one after another.  The only change: the
+examples that talk to ``trainmq serve`` at 127.0.0.1:9324 talk to one started
+on a free port (a test cannot claim a fixed port on a shared machine).  Around the examples the test
 does what the README tells the reader to do in the shell (start the server,
 create the queues, run the prepare workers).  A block that no test below
 claims fails ``test_every_python_block_is_run``.
