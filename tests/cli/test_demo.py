@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from trainmq.cli.demo import MARKER
 from trainmq.cli.exit_codes import ExitCode
@@ -33,18 +36,29 @@ SMALL = [
 
 
 def demo(*args: str, timeout: float = 280) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainmq", "demo", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={
-            "COLUMNS": "120",
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(Path.home()),
-            "PYTHONPATH": str(SRC),  # this tree, whatever the venv's editable install names
-        },
-    )
+    """Run ``trainmq demo``; past ``timeout`` interrupt it as Ctrl-C would, so that it stops
+    its worker processes (a SIGKILL would leave them running) and the test fails."""
+    command = [sys.executable, "-m", "trainmq", "demo", *args]
+    env = {
+        "COLUMNS": "120",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "PYTHONPATH": str(SRC),  # this tree, whatever the venv's editable install names
+    }
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                stdout, stderr = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            pytest.fail(f"trainmq demo ran past {timeout} s:\n{stdout[-3000:]}{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_the_demo_runs_the_pipeline_and_writes_its_results(tmp_path: Path) -> None:
