@@ -15,14 +15,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# Exactly this torch: a looser range would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q 'torch==$(TORCH_VERSION)'
-	$(BIN)/python -m pip install -q -e '.[dev,server,bench,train,deploy]' 'torch==$(TORCH_VERSION)'
-	touch $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,server,aws,bench,train,deploy]' 'torch==$(TORCH_VERSION)'
+	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)
 
+# The demo needs only the train extra, not the test and deployment tools; a venv that
+# `make test` made already has it.
+DEMO_STAMP := $(VENV)/.demo-stamp
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q 'torch==$(TORCH_VERSION)'
+	$(BIN)/python -m pip install -q -e '.[train]' 'torch==$(TORCH_VERSION)'
+	touch $(DEMO_STAMP)
+
 # The main job: prepare -> train -> evaluate on real worker processes, with live progress;
 # ends with a summary, the loss curve (.trainmq/demo/loss.png) and report.json.
-demo: venv
+demo: $(DEMO_STAMP)
 	$(BIN)/trainmq demo $(DEMO_ARGS)
 
 # The console's browser tests drive Debian's chromium through Playwright (no browser download).

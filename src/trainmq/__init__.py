@@ -46,9 +46,10 @@ def client(
 ) -> LocalClient:
     """A boto3-shaped SQS client over the embedded database at ``address``.
 
-    ``address`` is ``sqlite:///path/queues.db`` or a path (default
-    ``./.trainmq/queues.db``).  ``durability="full"`` fsyncs every send, delete
-    and visibility change before returning; ``"normal"`` is the explicit
+    ``address`` is ``sqlite:///relative/queues.db``, ``sqlite:////absolute/queues.db``
+    (SQLAlchemy's convention), a path (default ``./.trainmq/queues.db``), or a remote
+    endpoint: ``http(s)://host:port`` or ``sqs://[REGION]``.  ``durability="full"``
+    fsyncs every send, delete and visibility change before returning; ``"normal"`` is the explicit
     opt-out (safe against process crashes, not power loss).
     """
     return LocalClient(

@@ -35,7 +35,7 @@ def test_walkthrough(db: str) -> None:
     assert code == ExitCode.OK and len(out.strip()) == 36
     code, out, _ = run("receive", "jobs", "--json", "--visibility", "0", db=db)
     assert code == ExitCode.OK
-    [message] = json.loads(out)
+    [message] = json.loads(out)["Messages"]
     assert message["Body"] == '{"shard": 7}'
     assert message["MessageAttributes"]["kind"]["StringValue"] == "tokenize"
     # maxReceiveCount 1: the next receive dead-letters it.
@@ -54,7 +54,7 @@ def test_send_from_stdin_and_delete_by_handle(db: str) -> None:
     code, _, _ = run("send", "q", "-", db=db, input="from stdin")
     assert code == ExitCode.OK
     code, out, _ = run("receive", "q", "--json", db=db)
-    [message] = json.loads(out)
+    [message] = json.loads(out)["Messages"]
     assert message["Body"] == "from stdin"
     code, out, _ = run("delete", "q", message["ReceiptHandle"], db=db)
     assert code == ExitCode.OK

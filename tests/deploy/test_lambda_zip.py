@@ -8,11 +8,13 @@ site-packages) on a recorded SQS event, with S3 and SQS served by moto.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import platform
 import socket
+import stat
 import subprocess
 import sys
 import zipfile
@@ -25,7 +27,8 @@ from typer.testing import CliRunner
 
 from trainmq.cli.exit_codes import ExitCode
 from trainmq.cli.main import app
-from trainmq.deploy.lambda_zip import FIXED_TIME, PackageError, Target, build
+from trainmq.packaging.fetch import download_command
+from trainmq.packaging.lambda_zip import FIXED_TIME, PackageError, Target, build, normalize
 
 HERE = Path(__file__).parent
 EVENT = HERE / "fixtures" / "sqs_event.json"
@@ -88,7 +91,7 @@ def test_the_zip_holds_trainmq_and_the_intake_dependencies_only(lambda_zip: Path
 # -- compiled dependencies ------------------------------------------------------------------
 def test_a_runtime_the_installed_build_does_not_fit_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(PackageError) as caught:
-        build(tmp_path / "z.zip", runtime=OTHER_RUNTIME, architecture=ARCHITECTURE)
+        build(tmp_path / "z.zip", runtime=OTHER_RUNTIME, architecture=ARCHITECTURE, fetch=False)
     message = str(caught.value)
     assert "pydantic_core" in message and f"no wheel for {OTHER_RUNTIME}" in message
     hint = f"pip download --only-binary=:all: --no-deps --python-version {OTHER_RUNTIME[6:]}"
@@ -127,6 +130,36 @@ def test_a_fitting_wheel_replaces_the_installed_build(tmp_path: Path) -> None:
     assert not [n for n in names if n.endswith("/RECORD")]
 
 
+def test_a_missing_wheel_is_fetched_with_pip_for_the_runtime(tmp_path: Path) -> None:
+    minor = sys.version_info.minor + 1
+    asked: list[tuple[str, str, str, Path]] = []
+
+    def download(name: str, version: str, target: Target, dest: Path) -> None:
+        asked.append((name, version, target.runtime, dest))
+        fake_wheel(dest, f"cp3{minor}-cp3{minor}-manylinux_2_17_x86_64.manylinux2014_x86_64")
+
+    report = build(tmp_path / "z.zip", runtime=OTHER_RUNTIME, architecture="x86_64",
+                   downloader=download)  # fmt: skip
+    [(name, version, runtime, _)] = asked
+    assert normalize(name) == "pydantic-core" and runtime == OTHER_RUNTIME
+    assert version == importlib.metadata.version("pydantic-core")
+    origin = {s.name: s.origin for s in report.sources}["pydantic-core"]
+    assert origin.startswith("pydantic_core-") and f"cp3{minor}" in origin
+
+
+def test_the_fetch_is_pips_own_download_for_the_target() -> None:
+    target = Target.parse("python3.12", "arm64")
+    command = download_command("pydantic_core", "2.33.2", target, "/tmp/w")
+    assert command == [
+        "pip", "download", "--only-binary=:all:", "--no-deps", "--python-version", "3.12",
+        "--platform", "manylinux2014_aarch64", "--dest", "/tmp/w", "pydantic_core==2.33.2",
+    ]
+
+
+def test_the_zip_file_is_mode_0644(lambda_zip: Path) -> None:
+    assert stat.S_IMODE(lambda_zip.stat().st_mode) == 0o644
+
+
 @pytest.mark.parametrize(
     "tags",
     [
@@ -140,7 +173,7 @@ def test_a_wheel_for_another_platform_is_not_taken(tmp_path: Path, tags: str) ->
     wheel = fake_wheel(tmp_path / "wheels", tags.format(m=sys.version_info.minor + 1))
     with pytest.raises(PackageError, match="no wheel"):
         build(tmp_path / "z.zip", runtime=OTHER_RUNTIME, architecture="x86_64",
-              wheels=wheel.parent)  # fmt: skip
+              wheels=wheel.parent, fetch=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def test_cli_backend_option(server: ServerProcess, tmp_path: Path) -> None:
     assert cli("send", "cli-remote", "over http").returncode == ExitCode.OK
     received = cli("receive", "cli-remote", "--json", "--delete")
     assert received.returncode == ExitCode.OK
-    assert [m["Body"] for m in json.loads(received.stdout)] == ["over http"]
+    assert [m["Body"] for m in json.loads(received.stdout)["Messages"]] == ["over http"]
     both = cli("stats", "--db", str(tmp_path / "q.db"))
     assert both.returncode == ExitCode.USAGE
     assert "either --db or --backend" in both.stderr

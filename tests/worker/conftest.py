@@ -118,7 +118,9 @@ class Env:
         return ["--backend", self.backend] if self.backend else ["--db", str(self.db)]
 
     def start(self, handler: str, queue: str, *flags: str, ready: bool = True) -> WorkerProcess:
-        env = {**os.environ, LOG_ENV: str(self.log.path), "PYTHONPATH": str(REPO)}
+        # This tree's package first: the venv's editable install may point at another checkout.
+        path = os.pathsep.join([str(REPO / "src"), str(REPO)])
+        env = {**os.environ, LOG_ENV: str(self.log.path), "PYTHONPATH": path}
         args = [f"tests.worker.handlers:{handler}", "--queue", queue, *self.address_flags()]
         output = self.tmp_path / f"worker-{len(self.workers)}.log"
         worker = WorkerProcess([*args, *flags], env, output)

@@ -16,7 +16,7 @@ def test_permanent_failure_raised_dead_letters_at_once(env: Env) -> None:
     with env.client() as sqs:
         url = make_queue(sqs, "poison", max_receives=5)
         dlq = url.replace("/poison", "/poison-dlq")
-        sqs.send_message(
+        sent = sqs.send_message(
             QueueUrl=url,
             MessageBody=json.dumps({"n": 0, "do": "raise_permanent", "reason": "bad schema"}),
             MessageAttributes={"origin": {"DataType": "String", "StringValue": "crawler"}},
@@ -31,7 +31,9 @@ def test_permanent_failure_raised_dead_letters_at_once(env: Env) -> None:
         "origin": "crawler",
         "trainmq.DeadLetterReason": "bad schema",
         "trainmq.SourceQueue": arn["Attributes"]["QueueArn"],
+        "trainmq.SourceMessageId": sent["MessageId"],
     }
+    assert dead["MessageId"] != sent["MessageId"]
     assert [e["receives"] for e in env.log.entries()] == [1]
 
 
@@ -111,7 +113,10 @@ def test_warns_below_six_times_the_function_timeout(env: Env) -> None:
         send(sqs, url, [{"n": 1}])
         worker = env.start("scripted", "tight", "--timeout", "5")
         wait_for(lambda: counts(sqs, url) == (0, 0), what="the queue to empty")
-    assert "less than six times the function timeout" in worker.output()
+    assert (
+        "visibility timeout 10 s is less than 6 × the function timeout 5 s = 30 s"  # noqa: RUF001
+        in worker.output()
+    )
 
 
 def test_refuses_a_queue_without_a_dead_letter_queue(env: Env) -> None:

@@ -2,158 +2,45 @@
 
 from __future__ import annotations
 
+import fcntl
+import importlib.util
 import json
+import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from .app import CliFailure, app, missing_extra, run_command
+from .demo_view import PlainProgress, State, apply_event, plot, render, summary
 from .exit_codes import ExitCode
-from .main import CliFailure, _run, app
 
 MARKER = ".trainmq-demo"
 
 
-@dataclass
-class _State:
-    """What the display shows, updated from the store and the events queue."""
+def _in_use(db: Path) -> bool:
+    """Whether another process has the SQLite database ``db`` open.
 
-    phase: str = "starting"
-    inputs: int = 0
-    parts: int = 0
-    dataset_version: str = ""
-    tokens: dict[str, int] = field(default_factory=dict)
-    step: int = 0
-    total_steps: int = 0
-    attempt: int = 1
-    train_loss: float | None = None
-    val_loss: float | None = None
-    checkpoints: list[int] = field(default_factory=list)
-    curve: list[tuple[int, float]] = field(default_factory=list)
-    val_curve: list[tuple[int, float]] = field(default_factory=list)
-    killed_at: int | None = None
-    resumed_from: int | None = None
-    attached: int = 0
-    evaluation: dict[str, Any] | None = None
-    completed: bool = False
-    log: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-    def note(self, text: str) -> None:
-        self.log.append(f"[{time.monotonic() - self.started:6.1f}s] {text}")
-        del self.log[:-8]
-
-
-def _render(state: _State) -> Any:
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("phase", state.phase)
-    table.add_row(
-        "prepare",
-        f"{state.parts}/{state.inputs} input files tokenized"
-        + (f"  dataset {state.dataset_version[:16]}…" if state.dataset_version else ""),
-    )
-    if state.tokens:
-        table.add_row(
-            "tokens", f"train {state.tokens.get('train', 0):,}  val {state.tokens.get('val', 0):,}"
-        )
-    total = max(1, state.total_steps)
-    bar = ProgressBar(total=total, completed=min(state.step, total), width=40)
-    table.add_row(
-        "train", Group(bar, f"step {state.step}/{state.total_steps}  attempt {state.attempt}")
-    )
-    losses = []
-    if state.train_loss is not None:
-        losses.append(f"train {state.train_loss:.3f}")
-    if state.val_loss is not None:
-        losses.append(f"val {state.val_loss:.3f}")
-    table.add_row("loss", "  ".join(losses) or "-")
-    table.add_row("checkpoints", ", ".join(str(s) for s in state.checkpoints[-6:]) or "-")
-    if state.evaluation:
-        table.add_row(
-            "evaluate",
-            f"val loss {state.evaluation['val_loss']:.3f}  "
-            f"perplexity {state.evaluation['perplexity']:.1f}",
-        )
-    return Panel(Group(table, "", *state.log), title="trainmq demo", border_style="cyan")
-
-
-def _apply(state: _State, event: Any) -> None:
-    state.attempt = max(state.attempt, event.attempt)
-    if event.total_steps:
-        state.total_steps = event.total_steps
-    if event.event == "progress":
-        state.step = max(state.step, event.step) if event.attempt == state.attempt else event.step
-        state.train_loss = event.train_loss
-        if event.train_loss is not None:
-            state.curve.append((event.step, event.train_loss))
-    elif event.event == "checkpoint":
-        state.checkpoints.append(event.step)
-        if event.val_loss is not None:
-            state.val_loss = event.val_loss
-            state.val_curve.append((event.step, event.val_loss))
-        state.note(
-            f"checkpoint at step {event.step} (val loss {event.val_loss or float('nan'):.3f})"
-        )
-    elif event.event == "started":
-        state.note(f"training started (attempt {event.attempt})")
-    elif event.event == "resumed":
-        state.resumed_from = event.step
-        state.step = event.step
-        state.note(f"attempt {event.attempt} resumed from the checkpoint of step {event.step}")
-    elif event.event == "attached":
-        state.attached += 1
-        state.note(f"a duplicate TrainRequest attached to the run: {event.message}")
-    elif event.event == "completed":
-        state.completed = True
-        state.step = event.step
-        state.train_loss, state.val_loss = event.train_loss, event.val_loss
-        state.note(f"training completed at step {event.step}")
-    elif event.event == "evaluated":
-        state.note(f"evaluated: {event.message}")
-    elif event.event == "failed":
-        state.note(f"training failed: {event.message}")
-
-
-def _plot(state: _State, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
-    curves = [
-        (state.curve, "-", "train loss", "#1f77b4"),
-        (state.val_curve, "o-", "validation loss", "#d62728"),
-    ]
-    for points, style, label, color in curves:
-        if points:
-            steps, losses = zip(*sorted(dict(points).items()), strict=True)
-            axes.plot(steps, losses, style, label=label, color=color)
-    marks = [
-        (state.killed_at, "grey", "--", "worker killed (step {})"),
-        (state.resumed_from, "green", ":", "resumed from step {}"),
-    ]
-    for step, color, style, label in marks:
-        if step is not None:
-            axes.axvline(step, color=color, linestyle=style, label=label.format(step))
-    axes.set_xlabel("step")
-    axes.set_ylabel("cross-entropy (nats/token)")
-    axes.set_title("trainmq demo: decoder-only transformer on Python's own text")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    In WAL mode every connection holds a shared lock on the DMS byte (offset 128)
+    of the ``-shm`` file while it is open; an exclusive probe of that byte fails
+    exactly when some other process is connected.
+    """
+    shm = db.with_name(db.name + "-shm")
+    try:
+        fd = os.open(shm, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 128)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _prepare_out(out: Path) -> None:
@@ -163,9 +50,22 @@ def _prepare_out(out: Path) -> None:
                 f"{out} exists and was not made by trainmq demo; choose another --out",
                 ExitCode.USAGE,
             )
+        if _in_use(out / "queues.db"):
+            raise CliFailure(
+                f"{out / 'queues.db'} is open in another process (a trainmq serve or worker?): "
+                "deleting it would lose what that process writes; stop it or choose another --out",
+                ExitCode.DATABASE_IN_USE,
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MARKER).write_text("made by trainmq demo; deleted by the next run\n")
+
+
+def _require_train_extra() -> None:
+    """One line naming the extra to install, instead of an import traceback mid-run."""
+    for module in ("numpy", "tokenizers", "torch", "matplotlib"):
+        if importlib.util.find_spec(module) is None:
+            raise missing_extra(ModuleNotFoundError(name=module), "trainmq demo", "train")
 
 
 @app.command("demo")
@@ -194,6 +94,7 @@ def demo(
     """Run the training pipeline end to end on this machine, with live progress."""
 
     def body() -> None:
+        _require_train_extra()
         from pydantic import ValidationError
 
         from ..training.messages import ModelConfig, OptimizerConfig
@@ -212,9 +113,9 @@ def demo(
             prepare_workers=prepare_workers,
             train=dict(model=model, optimizer=optimizer, checkpoint_every=checkpoint_every),
         )
-        _summary(results)
+        summary(results)
 
-    _run(body)
+    run_command(body)
 
 
 class _DemoRun:
@@ -228,7 +129,7 @@ class _DemoRun:
         self.out = out
         self.chaos = chaos
         self.timeout = timeout
-        self.state = _State()
+        self.state = State()
         self.deadline = time.monotonic() + timeout
         # A short visibility timeout and staleness, so a killed trainer is replaced quickly.
         self.pipeline = LocalPipeline(
@@ -240,14 +141,21 @@ class _DemoRun:
     def run(
         self, *, corpus_bytes: int, vocab_size: int, prepare_workers: int, train: dict[str, Any]
     ) -> dict[str, Any]:
+        from rich.console import Console
         from rich.live import Live
 
+        console = Console()
+        display: Any = (
+            Live(render(self.state), refresh_per_second=4, console=console)
+            if console.is_terminal
+            else PlainProgress(self.state)
+        )
         try:
-            with Live(_render(self.state), refresh_per_second=4) as self.live:
+            with display as self.live:
                 dataset = self.prepare(corpus_bytes, vocab_size, prepare_workers)
                 request = self.train(dataset, train)
                 self.state.phase = "done"
-                self.live.update(_render(self.state))
+                self.live.update(render(self.state))
             return self.results(request)
         finally:
             self.pipeline.close()
@@ -270,7 +178,7 @@ class _DemoRun:
             raise CliFailure(
                 f"a message was dead-lettered (logs in {self.out / 'logs'})", ExitCode.HANDLER_ERROR
             )
-        self.live.update(_render(self.state))
+        self.live.update(render(self.state))
         time.sleep(wait)
 
     def prepare(self, corpus_bytes: int, vocab_size: int, workers: int) -> Any:
@@ -332,12 +240,12 @@ class _DemoRun:
         kill_at = max(request.checkpoint_every + 1, int(request.optimizer.steps * 0.45))
         while not (self.evaluated(request) and self.pipeline.idle()):
             for event in self.pipeline.events(wait=0):
-                _apply(state, event)
+                apply_event(state, event)
             if self.chaos and state.killed_at is None and state.step >= kill_at:
                 self.kill_trainer()
             self.tick()
         for event in self.pipeline.events(wait=0):
-            _apply(state, event)
+            apply_event(state, event)
         return request
 
     def kill_trainer(self) -> None:
@@ -372,8 +280,8 @@ class _DemoRun:
         registry = RunRegistry(self.store)
         completion = registry.completion(request.idempotency_key) or {}
         stats = self.pipeline.worker_stats()
-        plot = self.out / "loss.png"
-        _plot(state, plot)
+        plot_path = self.out / "loss.png"
+        plot(state, plot_path)
         results = {
             "dataset_version": state.dataset_version,
             "tokens": state.tokens,
@@ -392,57 +300,8 @@ class _DemoRun:
             "redeliveries": stats.redeliveries,
             "dead_lettered": sum(self.pipeline.dead_letters().values()),
             "wall_seconds": round(time.monotonic() - state.started, 1),
-            "loss_plot": str(plot),
+            "loss_plot": str(plot_path),
             "output": str(self.out),
         }
         (self.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
         return results
-
-
-def _summary(results: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="trainmq demo: summary", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    evaluation = results.get("evaluation") or {}
-    rows = [
-        ("dataset version", results["dataset_version"]),
-        (
-            "tokens",
-            f"train {results['tokens'].get('train', 0):,}, val {results['tokens'].get('val', 0):,}",
-        ),
-        ("steps", str(results["steps"])),
-        ("final train loss", f"{results['final_train_loss']:.4f}"),
-        ("final val loss", f"{results['final_val_loss']:.4f}"),
-        (
-            "evaluation",
-            f"val loss {evaluation.get('val_loss', float('nan')):.4f}, "
-            f"perplexity {evaluation.get('perplexity', float('nan')):.1f}",
-        ),
-        ("checkpoints", str(results["checkpoints"])),
-        (
-            "runs started",
-            f"{results['runs_started']} (duplicates attached: {results['duplicates_attached']})",
-        ),
-        (
-            "attempts",
-            str(results["attempts"])
-            + (
-                f" (killed at step {results['killed_at_step']}, "
-                f"resumed from step {results['resumed_from_step']})"
-                if results["killed_at_step"] is not None
-                else ""
-            ),
-        ),
-        ("messages processed", str(results["messages_processed"])),
-        ("redeliveries", str(results["redeliveries"])),
-        ("dead-lettered", str(results["dead_lettered"])),
-        ("wall time", f"{results['wall_seconds']} s"),
-        ("loss curve", results["loss_plot"]),
-        ("report", str(Path(results["output"]) / "report.json")),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)

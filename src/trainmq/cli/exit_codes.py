@@ -1,4 +1,4 @@
-"""Named exit codes of the ``trainmq`` command."""
+"""Named exit codes of the ``trainmq`` command (the README lists them, with when each is used)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,8 @@ class ExitCode(IntEnum):
     NO_MESSAGES = 7
     HANDLER_ERROR = 8
     TIMEOUT = 9
+    MISSING_DEPENDENCY = 10
+    NO_DATABASE = 11
+    PORT_UNAVAILABLE = 12
+    DATABASE_IN_USE = 13
     INTERRUPTED = 130

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigurationError
+from .app import CliFailure, app, missing_extra, out, run_command
 from .exit_codes import ExitCode
-from .main import CliFailure, _run, app, out
 
 package_app = typer.Typer(help="Build deployment artifacts.", no_args_is_help=True)
 app.add_typer(package_app, name="package")
@@ -29,11 +29,20 @@ def package_lambda(
     wheels: Annotated[
         Path | None,
         typer.Option(
+            metavar="FOLDER",
             help="A folder of wheels for compiled dependencies whose installed build does not "
-            "fit the runtime (the error says which command fills it).",
+            "fit the runtime; fetched wheels are kept there for the next build.",
             show_default=False,
         ),
     ] = None,
+    fetch: Annotated[
+        bool,
+        typer.Option(
+            "--fetch/--no-fetch",
+            help="Download a compiled dependency's wheel for the runtime with pip when the "
+            "installed build does not fit (--no-fetch: never reach the network).",
+        ),
+    ] = True,
 ) -> None:
     """Build the deployment zip from the installed trainmq and what its intake stage imports.
 
@@ -44,14 +53,13 @@ def package_lambda(
 
     def body() -> None:
         try:
-            from ..deploy.lambda_zip import build
+            from ..packaging.lambda_zip import build
         except ImportError as exc:
-            raise CliFailure(
-                f"packaging needs the deploy extra (pip install 'trainmq[deploy]'): {exc}",
-                ExitCode.CONFIGURATION_ERROR,
-            ) from exc
+            raise missing_extra(exc, "trainmq package lambda", "deploy") from exc
         try:
-            report = build(output, runtime=runtime, architecture=architecture, wheels=wheels)
+            report = build(
+                output, runtime=runtime, architecture=architecture, wheels=wheels, fetch=fetch
+            )
         except ConfigurationError as exc:
             raise CliFailure(str(exc), ExitCode.CONFIGURATION_ERROR) from exc
         except OSError as exc:
@@ -65,4 +73,4 @@ def package_lambda(
         for source in report.sources:
             out.print(f"  {source.name} {source.version} ({source.origin})", highlight=False)
 
-    _run(body)
+    run_command(body)

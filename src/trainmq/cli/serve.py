@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import ConfigurationError
+from ..queue.client import sqlite_path
 from ..store import StoreError
+from .app import CliFailure, DbOption, app, err, missing_extra, run_command
 from .exit_codes import ExitCode
-from .main import CliFailure, DbOption, _run, app, err
 
 if TYPE_CHECKING:
-    from ..server import SQSApp
+    from ..server import ServerConfig, SQSApp
 
 
 @app.command("serve")
 def serve_command(
-    host: Annotated[
-        str, typer.Option(envvar="TRAINMQ_HOST", help="Bind address [env: TRAINMQ_HOST].")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(envvar="TRAINMQ_HOST", help="Bind address.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(envvar="TRAINMQ_PORT", help="Port [env: TRAINMQ_PORT].")
+        int, typer.Option(envvar="TRAINMQ_PORT", min=1, max=65535, help="Port.")
     ] = 9324,
     credentials: Annotated[
         Path | None,
         typer.Option(
             envvar="TRAINMQ_CREDENTIALS",
-            help="TOML file of access keys and grants [env: TRAINMQ_CREDENTIALS]; required "
-            "unless bound to a loopback address.",
+            metavar="FILE",
+            help="TOML file of access keys and grants; required unless bound to a loopback "
+            "address.",
         ),
     ] = None,
     region: Annotated[str, typer.Option(help="Region in queue ARNs.")] = "us-east-1",
@@ -49,8 +50,9 @@ def serve_command(
         str | None,
         typer.Option(
             envvar="TRAINMQ_STORE",
+            metavar="PATH_OR_URI",
             help="Dataset store the console reads training runs from: file:///path, a path "
-            "or s3://bucket/prefix [env: TRAINMQ_STORE; default ./.trainmq/store].",
+            "or s3://bucket/prefix (default ./.trainmq/store).",
         ),
     ] = None,
     console_token: Annotated[
@@ -62,22 +64,21 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Serve the SQS API (JSON and Query protocols) for boto3, the AWS CLI and Celery,
-    and the web console."""
+    """Serve the SQS API (JSON and Query protocols) for boto3, the AWS CLI and Celery, and the
+    web console."""
     from ..server import ServerConfig, serve
     from ..server.run import build_app
 
-    config = ServerConfig(
-        host=host,
-        port=port,
-        db=db,
-        credentials=credentials,
-        region=region,
-        account_id=account_id,
-        log_level=log_level,
-    )
-
     def body() -> None:
+        config = ServerConfig(
+            host=host,
+            port=port,
+            db=None if db is None else sqlite_path(db),
+            credentials=credentials,
+            region=region,
+            account_id=account_id,
+            log_level=log_level,
+        )
         if console_token is not None and (credentials is None or not console):
             raise CliFailure(
                 "--console-token needs --credentials and the console (no --no-console)",
@@ -92,15 +93,57 @@ def serve_command(
         except (ConfigurationError, StoreError) as exc:
             app.service.backend.close()
             raise CliFailure(str(exc), ExitCode.CONFIGURATION_ERROR) from exc
-        mode = f"credentials from {credentials}" if credentials else "no credentials (loopback)"
-        err.print(f"trainmq serving SQS on http://{host}:{port} ({mode})", highlight=False)
-        if console:
-            err.print(f"console: http://{host}:{port}/console", highlight=False)
-        if token is not None:
-            err.print(f"console token for {console_token} (12 hours): {token}", highlight=False)
+        except ImportError as exc:
+            app.service.backend.close()
+            raise missing_extra(exc, "an s3:// --store", "aws") from exc
+        try:
+            _check_bind(host, port)
+        except CliFailure:
+            app.service.backend.close()
+            raise
+        _banner(config, console, store, (console_token, token))
         serve(config, app)
 
-    _run(body)
+    run_command(body)
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Fail before saying "serving" when the address cannot be bound (in use, not ours)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise CliFailure(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another --port, "
+            "or stop what uses it)",
+            ExitCode.PORT_UNAVAILABLE,
+        ) from None
+
+
+def _banner(
+    config: ServerConfig, console: bool, store: str | None, token: tuple[str | None, str | None]
+) -> None:
+    """What a newcomer needs to see at start: where the data is and who may use it."""
+    base = f"http://{config.host}:{config.port}"
+    if config.credentials:
+        auth = f"SigV4 with the keys in {config.credentials}"
+    else:
+        auth = "none: any credentials are accepted (loopback only)"
+    lines = [
+        f"trainmq serving SQS on {base}",
+        f"  database: {sqlite_path(config.db)}",
+        f"  auth: {auth}",
+    ]
+    if console:
+        lines.append(f"  store: {store or '.trainmq/store'} (training runs in the console)")
+        lines.append(f"  console: {base}/console")
+    if token[1] is not None:
+        lines.append(f"  console token for {token[0]} (12 hours): {token[1]}")
+    for line in lines:
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _mount_console(app: SQSApp, store: str | None, token_key: str | None) -> str | None:

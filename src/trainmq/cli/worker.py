@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigurationError
+from .app import BackendOption, CliFailure, DbOption, app, run_command
 from .exit_codes import ExitCode
-from .main import BackendOption, CliFailure, DbOption, _run, app
+from .logs import LOG_FORMATS, configure_logging
 
 
 @app.command("worker")
@@ -43,8 +44,9 @@ def worker_command(
         list[str] | None,
         typer.Option(
             "--filter",
-            help="FilterCriteria pattern on the record, e.g. '{\"body\": {\"kind\": "
-            "[\"train\"]}}' (repeatable; any may match). Messages matching none are DELETED, "
+            metavar="PATTERN",
+            help='FilterCriteria pattern on the record, e.g. \'{"body": {"kind": '
+            '["train"]}}\' (repeatable; any may match). Messages matching none are DELETED, '
             "as Lambda does.",
         ),
     ] = None,
@@ -60,8 +62,15 @@ def worker_command(
     ] = None,
     backoff_max: Annotated[float, typer.Option(help="Upper bound of --backoff delays.")] = 900.0,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            help="Serve Prometheus metrics at /metrics and a liveness probe at /health.",
+        ),
     ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address of the metrics port (0.0.0.0 for a scraper elsewhere).")
+    ] = "127.0.0.1",
     function_name: Annotated[
         str | None, typer.Option(help="Function name in the context (default trainmq-QUEUE).")
     ] = None,
@@ -77,21 +86,31 @@ def worker_command(
         bool,
         typer.Option("--keep-payloads", help="Keep claim-check payloads after their message."),
     ] = False,
-    log_level: Annotated[str, typer.Option(help="Logging level of the worker.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+    log_format: Annotated[
+        str, typer.Option(metavar="FORMAT", help="text, or json: one object per line.")
+    ] = "text",
     db: DbOption = None,
     backend: BackendOption = None,
 ) -> None:
     """Run a Lambda handler on a queue: Lambda's SQS event-source mapping, on this machine."""
-    import logging
-
     from ..worker import HandlerInitError, WorkerAborted, WorkerConfig, run
 
     def body() -> None:
         if db is not None and backend is not None:
             raise CliFailure("give either --db or --backend, not both", ExitCode.USAGE)
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        if log_format not in LOG_FORMATS:
+            raise CliFailure(
+                f"--log-format must be text or json, got {log_format!r}", ExitCode.USAGE
+            )
+        if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise CliFailure(
+                f"--log-level must be debug, info, warning or error, got {log_level!r}",
+                ExitCode.USAGE,
+            )
+        configure_logging(log_level, log_format)
         try:
             config = WorkerConfig(
                 handler=handler,
@@ -109,6 +128,7 @@ def worker_command(
                 backoff=backoff,
                 backoff_max=backoff_max,
                 metrics_port=metrics_port,
+                metrics_host=metrics_host,
                 function_name=function_name,
                 store=store,
                 delete_payloads=not keep_payloads,
@@ -121,4 +141,4 @@ def worker_command(
         except WorkerAborted:
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
-    _run(body)
+    run_command(body)

@@ -51,6 +51,9 @@ class RunView:
     evaluations: list[TrainingEvent] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     updated_at: float | None = None
+    #: The trainer's own latest validation loss (checkpoints and completion), not the
+    #: evaluate stage's, which measures on other batches.
+    trainer_val_loss: float | None = None
 
     @property
     def dataset(self) -> str:
@@ -59,11 +62,17 @@ class RunView:
 
     @property
     def train_loss(self) -> float | None:
+        """The final training loss once completed (the figure the demo's summary shows)."""
+        final = _number((self.completion or {}).get("train_loss"))
+        if final is not None:
+            return final
         return self.train[-1][1] if self.train else None
 
     @property
     def val_loss(self) -> float | None:
-        return self.validation[-1][1] if self.validation else None
+        """The trainer's validation loss: its final one once completed, as the summary's."""
+        final = _number((self.completion or {}).get("val_loss"))
+        return final if final is not None else self.trainer_val_loss
 
     @property
     def resumes(self) -> list[int]:
@@ -71,9 +80,18 @@ class RunView:
 
     @property
     def redeliveries(self) -> int:
-        """Deliveries after the first: later attempts and deliveries that attached."""
-        attached = sum(1 for e in self.events if e.event == "attached")
-        return max(len(self.attempts) - 1, 0) + attached
+        """Deliveries of the request after its first: each later attempt is one (a duplicate
+        request that attached is a second message, not a redelivery; see ``attached``)."""
+        return max(len(self.attempts) - 1, 0)
+
+    @property
+    def attached(self) -> int:
+        """Duplicate requests (same idempotency key) that attached to this run."""
+        return sum(1 for e in self.events if e.event == "attached")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _request(record: RunRecord) -> dict[str, Any]:
@@ -162,6 +180,8 @@ def run_view(registry: RunRegistry, record: RunRecord, now: float) -> RunView:
             train[float(event.step)] = event.train_loss
         if event.val_loss is not None:
             validation[float(event.step)] = event.val_loss
+            if event.event != "evaluated":
+                view.trainer_val_loss = event.val_loss
         if event.event == "checkpoint" and event.checkpoint_uri:
             view.checkpoints.append(event)
         if event.event == "evaluated":
@@ -179,9 +199,14 @@ def run_view(registry: RunRegistry, record: RunRecord, now: float) -> RunView:
     return view
 
 
-def find_run(registry: RunRegistry, run_hash: str) -> RunRecord | None:
-    """The run whose idempotency key hashes to ``run_hash`` (how run pages are named)."""
-    for record in registry.list_runs():
-        if key_hash(record.idempotency_key) == run_hash:
-            return record
-    return None
+def find_run(registry: RunRegistry, run: str) -> RunRecord | None:
+    """The run named by ``run``: the hash of its idempotency key (how the console links
+    runs) or its run id (what a user types, e.g. ``/console/runs/r-17``)."""
+    if _KEY_HASH.fullmatch(run):
+        for record in registry.list_runs():
+            if key_hash(record.idempotency_key) == run:
+                return record
+    return registry.find(run)
+
+
+_KEY_HASH = re.compile(r"[0-9a-f]{64}")

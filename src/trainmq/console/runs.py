@@ -87,7 +87,14 @@ def runs_page(context: Context) -> Response:
         for view in views
     ]
     if not rows:
-        rows = [Markup('<tr><td colspan="9">No training runs in this store yet.</td></tr>')]
+        address = context.store.address if context.store is not None else "this store"
+        rows = [
+            render(
+                '<tr><td colspan="9">No training runs in the store <code>{store}</code> yet '
+                "(<code>trainmq serve --store</code> chooses the store).</td></tr>",
+                store=address,
+            )
+        ]
     caption = f"{len(views)} run{'s' if len(views) != 1 else ''}, newest first"
     return page(context.page, "Training runs", render(_LIST, caption=caption, rows=join(rows)))
 
@@ -215,11 +222,11 @@ def _chart(view: RunView) -> Markup:
     )
 
 
-def run_page(context: Context, run_hash: str) -> Response:
+def run_page(context: Context, run: str) -> Response:
     registry = _registry(context)
-    record = find_run(registry, run_hash)
+    record = find_run(registry, run)
     if record is None:
-        raise ConsoleError(404, "No such run", "No run in this store has that key.")
+        raise ConsoleError(404, "No such run", "No run in this store has that id or key.")
     view = run_view(registry, record, context.clock.now())
     model = view.request.get("model", {})
     body = render(
@@ -229,7 +236,8 @@ def run_page(context: Context, run_hash: str) -> Response:
 <div><dt>Step</dt><dd>{step}</dd></div>
 <div><dt>Dataset version</dt><dd><code>{dataset}</code></dd></div>
 <div><dt>Model</dt><dd>{model}</dd></div>
-<div><dt>Attempts</dt><dd>{attempts} ({redeliveries} redelivered, {resumes} resumed)</dd></div>
+<div><dt>Attempts</dt><dd>{attempts} ({redeliveries} redelivered, {resumes} resumed;
+{attached} duplicate request{plural} attached)</dd></div>
 <div><dt>Idempotency key</dt><dd><code>{key}</code></dd></div>
 <div><dt>Registered</dt><dd>{created}</dd></div>
 <div><dt>Last event</dt><dd>{updated}</dd></div>
@@ -253,6 +261,8 @@ def run_page(context: Context, run_hash: str) -> Response:
         model=", ".join(f"{k} {v}" for k, v in model.items()) if isinstance(model, dict) else "",
         attempts=len(view.attempts),
         redeliveries=view.redeliveries,
+        attached=view.attached,
+        plural="" if view.attached == 1 else "s",
         resumes=len(view.resumes),
         key=record.idempotency_key,
         created=time_tag(record.created_at),
@@ -268,5 +278,5 @@ def run_page(context: Context, run_hash: str) -> Response:
 
 ROUTES = [
     Route("GET", "/runs", runs_page),
-    Route("GET", "/runs/(?P<run_hash>[0-9a-f]{64})", run_page),
+    Route("GET", "/runs/(?P<run>[^/]+)", run_page),
 ]

@@ -2,8 +2,9 @@
 
 Code written for ``boto3.client("sqs")`` works against an embedded database
 by swapping the client: same method names, keyword arguments, response dicts
-and exceptions (``client.exceptions.QueueDoesNotExist``; every error has
-botocore's ``response["Error"]["Code"]``).
+(with ``ResponseMetadata``), paginators and exceptions
+(``client.exceptions.QueueDoesNotExist``; with botocore installed every error is
+a ``botocore.exceptions.ClientError`` with ``response["Error"]["Code"]``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..clock import Clock
-from ..errors import SQS_ERRORS, ConfigurationError, SQSError
+from ..errors import ConfigurationError, SQSError
+from .boto_compat import (
+    PAGINATED,
+    Paginator,
+    boto_error,
+    error_classes,
+    paginator,
+    response_metadata,
+)
 from .service import ACTIONS, SQSService, _snake
 
 __all__ = ["LocalClient", "open_service", "sqlite_path"]
@@ -25,7 +34,12 @@ _REMOTE_SCHEMES = ("sqs", "http", "https")
 
 
 def sqlite_path(address: str | Path | None) -> Path:
-    """The database path named by ``sqlite:///path``, a plain path, or the default."""
+    """The database path named by ``sqlite:///path``, a plain path, or the default.
+
+    Addresses follow SQLAlchemy's convention, which Python users already know:
+    ``sqlite:///relative/queues.db`` is relative to the working directory and
+    ``sqlite:////abs/queues.db`` (four slashes) is absolute.
+    """
     if address is None or address == "":
         return DEFAULT_DB
     if isinstance(address, Path):
@@ -35,10 +49,15 @@ def sqlite_path(address: str | Path | None) -> Path:
     parsed = urlparse(address)
     if parsed.scheme != "sqlite":
         raise ConfigurationError(
-            f"unsupported queue address {address!r}: use sqlite:///path/queues.db, a path, "
-            "sqs://[REGION] or http(s)://host:port"
+            f"unsupported queue address {address!r}: use sqlite:///relative/queues.db, "
+            "sqlite:////absolute/queues.db, a path, sqs://[REGION] or http(s)://host:port"
         )
-    raw = unquote(parsed.netloc + parsed.path)
+    if parsed.netloc:
+        raise ConfigurationError(
+            f"the address {address!r} names a host: write sqlite:///relative/queues.db or "
+            "sqlite:////absolute/queues.db"
+        )
+    raw = unquote(parsed.path.removeprefix("/"))
     if not raw:
         raise ConfigurationError(f"the address {address!r} names no database file")
     return Path(raw)
@@ -83,13 +102,15 @@ def open_service(
 
 
 class LocalClient:
-    """boto3's SQS client interface over an ``SQSService``."""
+    """boto3's SQS client interface over an ``SQSService``.
+
+    Responses carry ``ResponseMetadata``; errors are botocore ``ClientError``s
+    when botocore is installed (see ``boto_compat``).
+    """
 
     def __init__(self, service: SQSService) -> None:
         self.service = service
-        self.exceptions = types.SimpleNamespace(
-            ClientError=SQSError, **{name: cls for name, cls in SQS_ERRORS.items() if cls.modelled}
-        )
+        self.exceptions = types.SimpleNamespace(**error_classes())
         self._methods = {_snake(action): action for action in ACTIONS}
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
@@ -98,13 +119,21 @@ class LocalClient:
             raise AttributeError(f"'LocalClient' object has no attribute {name!r}")
 
         def call(**params: Any) -> dict[str, Any]:
-            return self.service.dispatch(action, params)
+            try:
+                response = self.service.dispatch(action, params)
+            except SQSError as exc:
+                raise boto_error(exc, action) from None
+            return {**response, "ResponseMetadata": response_metadata()}
 
         call.__name__ = name
         return call
 
     def can_paginate(self, operation_name: str) -> bool:
-        return False
+        return operation_name in PAGINATED
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        """A paginator for ``list_queues`` or ``list_dead_letter_source_queues``."""
+        return paginator(getattr(self, operation_name), operation_name)
 
     def close(self) -> None:
         self.service.backend.close()

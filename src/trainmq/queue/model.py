@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEAD_LETTER_REASON",
+    "SOURCE_MESSAGE_ID",
     "SOURCE_QUEUE",
     "BatchFailure",
     "MessageAttributeValue",
@@ -102,9 +103,11 @@ class QueueRecord:
 
 
 #: Message attributes a worker sets on the copy it dead-letters itself (a permanent
-#: failure): why, and the ARN of the queue it came from.  Redrives follow the latter.
+#: failure): why, the ARN of the queue it came from, and the MessageId it had there (the
+#: copy gets a new one, so logs and traces can be joined).  Redrives follow the queue.
 DEAD_LETTER_REASON = "trainmq.DeadLetterReason"
 SOURCE_QUEUE = "trainmq.SourceQueue"
+SOURCE_MESSAGE_ID = "trainmq.SourceMessageId"
 
 @dataclass(slots=True)
 class MoveTask:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import html
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -105,11 +106,34 @@ class SQSApp:
             text = await loop.run_in_executor(self._executor, self.metrics.render, self.service)
             await _respond(send, 200, b"text/plain; version=0.0.4", text.encode())
             return
+        if method == "GET" and path == "/favicon.ico":  # browsers ask; not an SQS action
+            await _respond(send, 204, b"image/x-icon", b"")
+            return
+        if method == "GET" and path == "/" and not scope.get("query_string"):
+            await _respond(send, 200, b"text/html; charset=utf-8", self._landing_page(scope))
+            return
         for prefix, route in self.extra_routes.items():
             if path == prefix or path.startswith(prefix + "/"):
                 await route(scope, receive, send)
                 return
         await self._api(scope, receive, send)
+
+    def _landing_page(self, scope: Scope) -> bytes:
+        """``GET /`` in a browser: where the API and the console are (a query string is SQS)."""
+        headers = dict(scope.get("headers") or [])
+        host = html.escape(headers.get(b"host", b"").decode("latin-1") or "this server")
+        console = (
+            '<p>The web console: <a href="/console">/console</a></p>'
+            if "/console" in self.extra_routes
+            else "<p>The web console is off (--no-console).</p>"
+        )
+        return (
+            "<!doctype html><title>trainmq</title><h1>trainmq</h1>"
+            f"<p>An SQS-compatible endpoint: point boto3, the AWS CLI or Celery at "
+            f"<code>http://{host}</code> (for example <code>aws --endpoint-url "
+            f"http://{host} sqs list-queues</code>).</p>{console}"
+            '<p><a href="/health">/health</a> · <a href="/metrics">/metrics</a></p>'
+        ).encode()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

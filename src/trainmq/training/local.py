@@ -26,10 +26,11 @@ __all__ = ["LocalPipeline", "WorkerDied", "WorkerProcess", "WorkerStats"]
 _BATCH = re.compile(r"batch queue=(\S+) .*?outcome=(\S+) .*?receive_counts=\[([\d, ]*)\]")
 
 #: Worker options per stage: batches of one; training may run for hours (heartbeats).
+#: 150 s: six times it is the 900 s visibility timeout of those queues, as AWS advises.
 STAGE_OPTIONS: dict[str, list[str]] = {
-    "prepare": ["--timeout", "600"],
+    "prepare": ["--timeout", "150"],
     "train": ["--timeout", "43200", "--long-running"],
-    "evaluate": ["--timeout", "600"],
+    "evaluate": ["--timeout", "150"],
 }
 
 

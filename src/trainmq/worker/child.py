@@ -90,7 +90,8 @@ def _invoke(handler: Callable[..., Any], request: dict[str, Any], function: dict
             "type": "error",
             "errorType": type(exc).__name__,
             "errorMessage": str(exc),
-            "stackTrace": traceback.format_exception(exc)[-5:],
+            # The whole traceback (its last 50 entries), as Lambda and Celery log it.
+            "stackTrace": traceback.format_exception(exc)[-50:],
         }
     try:
         json.dumps(response)

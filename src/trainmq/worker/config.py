@@ -55,6 +55,7 @@ class WorkerConfig:
     backoff: float | None = None
     backoff_max: float = 900.0
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     function_name: str | None = None
     memory_limit_in_mb: int = 128
     wait_seconds: int = MAX_WAIT_SECONDS

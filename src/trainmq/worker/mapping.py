@@ -115,7 +115,12 @@ class Worker:
             self.heartbeat = Heartbeat(self.client, self.queue_url, self.visibility, self.clock)
             self.heartbeat.start()
         if self.config.metrics_port is not None:
-            self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port)
+            self.metrics_server = MetricsServer(
+                self.metrics,
+                self.config.metrics_port,
+                host=self.config.metrics_host,
+                healthy=lambda: not self.stopping.is_set(),
+            )
             self.metrics_server.start()
         for slot in range(self.config.concurrency):
             thread = threading.Thread(
@@ -175,10 +180,12 @@ class Worker:
             )
         if self.visibility < 6 * timeout:
             log.warning(
-                "queue visibility timeout %d s is less than six times the function timeout "
-                "(%s s): a retried batch may be redelivered while a slow invocation still runs",
+                "visibility timeout %d s is less than 6 × the function timeout %s s = %s s "  # noqa: RUF001
+                "(AWS's recommendation): a retried batch may be redelivered while a slow "
+                "invocation still runs",
                 self.visibility,
                 shown,
+                _number(6 * timeout),
                 extra={"queue": self.config.queue_name},
             )
 
@@ -352,6 +359,15 @@ class Worker:
             fifo=self.fifo,
         )
         self._settle(messages, verdict)
+        if invocation.trace:
+            log.error(
+                "handler %s raised on a batch of %d (message ids %s):\n%s",
+                self.config.handler,
+                len(records),
+                ", ".join(r["messageId"] for r in records),
+                invocation.trace.rstrip(),
+                extra={"queue": self.config.queue_name, "error": invocation.error},
+            )
         self._report(records, verdict, duration)
 
     def _filter(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -455,3 +471,8 @@ class Worker:
         if self._own_client and self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _number(value: float) -> str:
+    """A number of seconds as written in the options: ``120``, not ``120.0``."""
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -2,13 +2,16 @@
 
 Counters of batches by outcome, messages by fate (deleted, retried,
 dead-lettered, filtered out, released at shutdown), and a histogram of batch
-durations.  ``GET /metrics`` answers the Prometheus text format.
+durations.  ``GET /metrics`` answers the Prometheus text format; ``GET /health``
+answers ``{"status": "ok"}`` (503 ``stopping`` once the worker shuts down), for
+liveness probes.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["MetricsServer", "WorkerMetrics"]
@@ -73,17 +76,31 @@ class WorkerMetrics:
 
 
 class MetricsServer:
-    """``GET /metrics`` on 127.0.0.1 (or ``host``), on a daemon thread."""
+    """``GET /metrics`` and ``GET /health`` on 127.0.0.1 (or ``host``), on a daemon thread."""
 
-    def __init__(self, metrics: WorkerMetrics, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        port: int,
+        host: str = "127.0.0.1",
+        healthy: Callable[[], bool] = lambda: True,
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] != "/metrics":
+                path = self.path.split("?", 1)[0]
+                if path == "/health":
+                    ok = healthy()
+                    status = b'{"status": "ok"}' if ok else b'{"status": "stopping"}'
+                    self._answer(200 if ok else 503, "application/json", status)
+                elif path == "/metrics":
+                    text = metrics.render().encode()
+                    self._answer(200, "text/plain; version=0.0.4; charset=utf-8", text)
+                else:
                     self.send_error(404)
-                    return
-                body = metrics.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+
+            def _answer(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

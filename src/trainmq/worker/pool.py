@@ -56,6 +56,7 @@ class Invocation:
     response: Any = None
     error: str = ""
     reason: str = ""
+    trace: str = ""
 
 
 class HandlerProcess:
@@ -128,7 +129,11 @@ class HandlerProcess:
             return Invocation("result", response=frame.get("response"))
         if frame["type"] == "permanent":
             return Invocation("permanent", reason=str(frame.get("reason", "")))
-        return Invocation("error", error=f"{frame.get('errorType')}: {frame.get('errorMessage')}")
+        return Invocation(
+            "error",
+            error=f"{frame.get('errorType')}: {frame.get('errorMessage')}",
+            trace="".join(frame.get("stackTrace") or []),
+        )
 
     def _death(self) -> str:
         try:

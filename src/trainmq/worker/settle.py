@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..queue.model import DEAD_LETTER_REASON, SOURCE_QUEUE
+from ..queue.model import DEAD_LETTER_REASON, SOURCE_MESSAGE_ID, SOURCE_QUEUE
 
 __all__ = ["DEAD_LETTER_REASON", "SOURCE_QUEUE", "Settler"]
 
@@ -112,6 +112,7 @@ class Settler:
         attributes = dict(message.get("MessageAttributes", {}))
         attributes[DEAD_LETTER_REASON] = {"DataType": "String", "StringValue": reason or "-"}
         attributes[SOURCE_QUEUE] = {"DataType": "String", "StringValue": self.queue_arn}
+        attributes[SOURCE_MESSAGE_ID] = {"DataType": "String", "StringValue": message["MessageId"]}
         entry: dict[str, Any] = {
             "Id": entry_id,
             "MessageBody": message["Body"],

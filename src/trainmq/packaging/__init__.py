@@ -1,4 +1,4 @@
-"""Deploying trainmq to AWS: the Lambda deployment zip.
+"""Packaging trainmq for AWS Lambda: the deployment zip behind ``trainmq package lambda``.
 
 The Pulumi program that provisions the queues, bucket and function lives in
 ``deploy/aws/`` at the top of the repository, outside the package, so that

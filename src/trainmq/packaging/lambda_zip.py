@@ -17,9 +17,10 @@ Compiled extensions (pydantic-core is one) are only correct for the Python
 version and CPU they were built for.  An installed extension that fits the
 target (``cpython-312-x86_64-linux-gnu``, or a stable-ABI ``abi3`` one) is
 copied; one that does not is taken from a wheel of *the same version* in
-``wheels`` (a folder ``pip download`` filled, see :func:`download_hint`), and
-without one the build stops with the command that fetches it.  Nothing here
-reaches the network, so a build is repeatable offline.
+``wheels``; when that folder has none, the builder runs ``pip download`` for the
+target itself (see :mod:`.fetch`) into ``wheels`` (kept for the next build) or a
+temporary folder.  With ``fetch=False`` nothing reaches the network and the
+build stops with the command that fetches the wheel.
 
 Reproducible: entries sorted by name, every timestamp 1980-01-01 00:00, every
 mode 0644, no directories and no ``__pycache__``: the same inputs give the same
@@ -32,6 +33,7 @@ import hashlib
 import importlib.metadata as metadata
 import os
 import re
+import subprocess
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from ..errors import ConfigurationError
+from .fetch import Downloader, download_command, pip_download
 
 __all__ = [
     "EXCLUDED",
@@ -259,7 +262,11 @@ def _installed_files(dist: metadata.Distribution) -> list[tuple[str, Path]]:
 
 
 def _add_distribution(
-    plan: _Plan, dist: metadata.Distribution, target: Target, wheels: Path | None
+    plan: _Plan,
+    dist: metadata.Distribution,
+    target: Target,
+    wheels: Path | None,
+    fetch: _Fetch | None,
 ) -> None:
     files = _installed_files(dist)
     misfits = [
@@ -272,7 +279,7 @@ def _add_distribution(
             plan.add(name, path.read_bytes, dist.name)
         plan.sources.append(Source(normalize(dist.name), dist.version, "installed"))
         return
-    wheel = _find_wheel(dist, target, wheels)
+    wheel = _find_wheel(dist, target, wheels, fetch)
     with zipfile.ZipFile(wheel) as archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             name = info.filename
@@ -295,9 +302,8 @@ def _reader(wheel: Path, member: str) -> Callable[[], bytes]:
     return read
 
 
-def _find_wheel(dist: metadata.Distribution, target: Target, wheels: Path | None) -> Path:
-    name, version = normalize(dist.name), dist.version
-    for wheel in sorted(wheels.glob("*.whl")) if wheels is not None else []:
+def _fitting_wheel(name: str, version: str, target: Target, folder: Path | None) -> Path | None:
+    for wheel in sorted(folder.glob("*.whl")) if folder is not None else []:
         match = _WHEEL.match(wheel.name)
         if (
             match
@@ -306,20 +312,47 @@ def _find_wheel(dist: metadata.Distribution, target: Target, wheels: Path | None
             and target.fits_wheel(wheel.name)
         ):
             return wheel
+    return None
+
+
+def _find_wheel(
+    dist: metadata.Distribution, target: Target, wheels: Path | None, fetch: _Fetch | None
+) -> Path:
+    name, version = normalize(dist.name), dist.version
+    wheel = _fitting_wheel(name, version, target, wheels)
+    if wheel is not None:
+        return wheel
+    problem = ""
+    if fetch is not None:
+        try:
+            fetch.download(dist.name, version, target, fetch.folder)
+        except (OSError, subprocess.SubprocessError) as exc:
+            output = getattr(exc, "stderr", None) or str(exc)
+            problem = f" (pip download failed: {output.strip().splitlines()[-1:]})"
+        wheel = _fitting_wheel(name, version, target, fetch.folder)
+        if wheel is not None:
+            return wheel
     where = f"in {wheels}" if wheels is not None else "(no --wheels folder given)"
     raise PackageError(
         f"{dist.name} {version} is installed compiled for another Python or CPU and no wheel "
-        f"for {target.runtime} {target.architecture} was found {where}; "
+        f"for {target.runtime} {target.architecture} was found {where}{problem}; "
         f"fetch one with: {download_hint(dist.name, version, target)}"
     )
 
 
+@dataclass(frozen=True)
+class _Fetch:
+    """Where fetched wheels go, and how they are fetched."""
+
+    folder: Path
+    download: Downloader
+
+
 def download_hint(name: str, version: str, target: Target) -> str:
     """The ``pip download`` command that fetches ``name==version`` for ``target``."""
-    py = f"{target.python[0]}.{target.python[1]}"
-    return (
-        f"pip download --only-binary=:all: --no-deps --python-version {py} "
-        f"--platform manylinux2014_{target.machine} --dest wheels '{name}=={version}'"
+    return " ".join(
+        f"'{word}'" if "=" in word and not word.startswith("-") else word
+        for word in download_command(name, version, target, "wheels")
     )
 
 
@@ -339,17 +372,31 @@ def build(
     runtime: str = "python3.12",
     architecture: str = "x86_64",
     wheels: str | os.PathLike[str] | None = None,
+    fetch: bool = True,
+    downloader: Downloader = pip_download,
 ) -> BuildReport:
-    """Write the deployment zip to ``output`` (atomically) and say what is in it."""
+    """Write the deployment zip to ``output`` (atomically) and say what is in it.
+
+    ``fetch``: download a compiled dependency's wheel for the target with pip when
+    neither the installed build nor ``wheels`` fits (into ``wheels`` when given).
+    """
     target = Target.parse(runtime, architecture)
     wheel_dir = Path(wheels) if wheels is not None else None
     if wheel_dir is not None and not wheel_dir.is_dir():
         raise PackageError(f"the wheels folder {wheel_dir} does not exist")
-    plan = _Plan()
-    _add_trainmq(plan)
-    for dist in resolve(LAMBDA_REQUIREMENTS, target):
-        _add_distribution(plan, dist, target, wheel_dir)
-    path = Path(output)
+    with tempfile.TemporaryDirectory(prefix="trainmq-wheels-") as scratch:
+        folder = wheel_dir if wheel_dir is not None else Path(scratch)
+        plan = _Plan()
+        _add_trainmq(plan)
+        for dist in resolve(LAMBDA_REQUIREMENTS, target):
+            _add_distribution(
+                plan, dist, target, wheel_dir, _Fetch(folder, downloader) if fetch else None
+            )
+        return _write_zip(Path(output), plan)
+
+
+def _write_zip(path: Path, plan: _Plan) -> BuildReport:
+    """The zip at ``path``, written atomically, mode 0644 like any file a user shares."""
     if path.is_dir():
         raise PackageError(f"the output {path} is a directory; name the zip file")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,6 +404,7 @@ def build(
     try:
         with os.fdopen(fd, "wb") as stream:
             _write(stream, plan.files)
+        os.chmod(scratch, 0o644)  # mkstemp made it 0600
         os.replace(scratch, path)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)
