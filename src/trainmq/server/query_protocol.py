@@ -22,7 +22,11 @@ __all__ = ["CONTENT_TYPE", "decode_request", "encode_error", "encode_response"]
 
 CONTENT_TYPE = "text/xml"
 _NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
-_INDEXED = re.compile(r"^([A-Za-z]+)\.(\d+)(?:\.(.+))?$")
+# ASCII digits only; an index is at most MAX_INDEX_DIGITS long (int() refuses 4,300 digits).
+_INDEXED = re.compile(r"^([A-Za-z]+)\.([0-9]+)(?:\.(.+))?$")
+MAX_INDEX_DIGITS = 6
+# Characters XML 1.0 cannot carry at all (not even escaped): NUL, most C0 controls, surrogates.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ENTRY_NAMES = {
     "SendMessageBatch": "SendMessageBatchRequestEntry",
     "DeleteMessageBatch": "DeleteMessageBatchRequestEntry",
@@ -38,6 +42,15 @@ _LISTS = {
 }
 
 
+def _index(match: re.Match[str]) -> int:
+    digits = match.group(2)
+    if len(digits) > MAX_INDEX_DIGITS:
+        raise InvalidParameterValue(
+            f"The member index {digits[:20]}... of {match.group(1)} is invalid."
+        )
+    return int(digits)
+
+
 def _group(
     params: Mapping[str, str],
 ) -> tuple[dict[str, str], dict[str, dict[int, dict[str, str]]]]:
@@ -49,7 +62,7 @@ def _group(
         if match is None:
             scalars[key] = value
             continue
-        prefix, index, rest = match.group(1), int(match.group(2)), match.group(3) or ""
+        prefix, index, rest = match.group(1), _index(match), match.group(3) or ""
         groups.setdefault(prefix, {}).setdefault(index, {})[rest] = value
     return scalars, groups
 
@@ -76,7 +89,7 @@ def _message_attributes(fields: Mapping[str, str], prefix: str) -> dict[str, Any
     for key, value in fields.items():
         match = _INDEXED.match(key)
         if match and match.group(1) == prefix:
-            entries.setdefault(int(match.group(2)), {})[match.group(3) or ""] = value
+            entries.setdefault(_index(match), {})[match.group(3) or ""] = value
     if not entries:
         return None
     return {item.get("Name", ""): _attribute_value(item) for _, item in sorted(entries.items())}
@@ -139,12 +152,17 @@ _REPEATED = {
 }
 
 
+def _xml_escape(text: str) -> str:
+    """Escaped text that keeps the document well formed, whatever a client put in it."""
+    return escape(_NOT_XML.sub("\ufffd", text))
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    return escape(str(value))
+    return _xml_escape(str(value))
 
 
 def _element(name: str, value: Any, action: str) -> str:
@@ -189,15 +207,17 @@ def encode_response(action: str, result: Mapping[str, Any]) -> bytes:
         f"<ResponseMetadata><RequestId>{_request_id()}</RequestId></ResponseMetadata>"
         f"</{action}Response>"
     )
-    return body.encode("utf-8")
+    # Stored text is validated on the way in; "replace" keeps an answer well formed even for
+    # data written before that validation existed.
+    return body.encode("utf-8", "replace")
 
 
 def encode_error(error: SQSError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     fault = "Sender" if error.sender_fault else "Receiver"
     body = (
         f'<?xml version="1.0"?><ErrorResponse xmlns="{_NAMESPACE}"><Error>'
-        f"<Type>{fault}</Type><Code>{escape(error.query_code)}</Code>"
-        f"<Message>{escape(error.message)}</Message><Detail/></Error>"
+        f"<Type>{fault}</Type><Code>{_xml_escape(error.query_code)}</Code>"
+        f"<Message>{_xml_escape(error.message)}</Message><Detail/></Error>"
         f"<RequestId>{_request_id()}</RequestId></ErrorResponse>"
     )
-    return error.status, [(b"content-type", CONTENT_TYPE.encode())], body.encode("utf-8")
+    return error.status, [(b"content-type", CONTENT_TYPE.encode())], body.encode("utf-8", "replace")
