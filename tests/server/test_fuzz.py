@@ -83,7 +83,7 @@ SPECIAL_VALUES: list[Any] = [
     *["All", "String", "Binary", "Number", "0", "10", "-1"],
     # Text that str.isdigit() accepts but int() refuses or reads otherwise, and numbers
     # past int()'s 4,300-digit limit; lone surrogates; control characters.
-    *["²", "٣", "--1", "1" * 5000, 10**5000, "\ud800", "a\udc80b", "\x00", "k\x01"],
+    *["²", "٣", "--1", "1" * 5000, "\ud800", "a\udc80b", "\x00", "k\x01"],
     *(None, True, False, 0, 1, 10, 21, -1, 2**63, -(2**70), 0.5, 1e400, -1e400, float("nan")),
 ]
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60)

@@ -53,6 +53,32 @@ def serve_command(
             "or s3://bucket/prefix [env: TRAINMQ_STORE; default ./.trainmq/store].",
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="TRAINMQ_ALLOWED_HOST",
+            help="Host name clients use to reach the server, beside loopback and --host "
+            "(repeatable; '*' allows any) [env: TRAINMQ_ALLOWED_HOST]. Other Host headers "
+            "are refused, against DNS rebinding.",
+        ),
+    ] = None,
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public",
+            help="With --credentials, serve /metrics (every queue's name and depth) without "
+            "a signed request.",
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's headers.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's body.")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections beyond this are closed at once.")
+    ] = 1024,
     console_token: Annotated[
         str | None,
         typer.Option(
@@ -65,6 +91,7 @@ def serve_command(
     """Serve the SQS API (JSON and Query protocols) for boto3, the AWS CLI and Celery,
     and the web console."""
     from ..server import ServerConfig, serve
+    from ..server.connections import ConnectionLimits
     from ..server.run import build_app
 
     config = ServerConfig(
@@ -75,6 +102,9 @@ def serve_command(
         region=region,
         account_id=account_id,
         log_level=log_level,
+        allowed_hosts=tuple(allowed_host or ()),
+        metrics_public=metrics_public,
+        limits=ConnectionLimits(header_timeout, body_timeout, max_connections),
     )
 
     def body() -> None:
