@@ -122,21 +122,25 @@ class SQSApp:
     async def _refused(self, scope: Scope, send: Send) -> bool:
         """Answer 403 to a foreign Host (DNS rebinding) or a cross-site browser request."""
         headers = _headers(scope)
+        console = any(
+            scope["path"] == p or scope["path"].startswith(p + "/") for p in self.extra_routes
+        )
         if not self.hosts.allows(headers.get("host")):
             reason = (
                 f"Host {headers.get('host', '')[:100]!r} is not a name of this server "
                 "(serve it with --allowed-host)."
             )
         else:
-            console = any(
-                scope["path"] == p or scope["path"].startswith(p + "/") for p in self.extra_routes
-            )
             why = cross_site_reason(headers, method=scope["method"], allow_navigation=console)
             if why is None:
                 return False
             reason = f"Request refused: {why}. Browsers may only use this server's own pages."
         log.warning("refused %s %s: %s", scope["method"], scope["path"][:200], reason)
-        await self._error(send, AccessDenied(reason), _is_json(headers), "", time.perf_counter())
+        if console:  # a browser: plain text rather than an SQS error document
+            await _respond(send, 403, b"text/plain; charset=utf-8", reason.encode())
+        else:
+            error = AccessDenied(reason)
+            await self._error(send, error, _is_json(headers), "", time.perf_counter())
         return True
 
     async def _metrics_allowed(self, scope: Scope, send: Send) -> bool:

@@ -131,7 +131,7 @@ def cross_site_reason(
         return f"the browser marked the request {fetch_site} (Sec-Fetch-Site)"
     origin = headers.get("origin")
     if origin is not None and not _same_origin(origin, host):
-        return f"it was sent by a page of another origin ({origin[:100]})"
+        return f"it was sent from another site (Origin {origin[:100]})"
     referer = headers.get("referer")
     if referer and not navigation and not _same_origin(referer, host):
         return "it was sent from a page of another site (Referer)"
