@@ -274,23 +274,14 @@ class SQSApp:
             authorize(key, action, queue, service.arn(queue or "*"))
         loop = asyncio.get_running_loop()
         long_poll = action == "ReceiveMessage" and str(params.get("WaitTimeSeconds", "")) != "0"
-        holder = "" if key is None else key.access_key_id
-        if (
-            long_poll
-            and self._long_polls < self._max_long_polls
-            and (key is None or self._key_polls.get(holder, 0) < self._max_long_polls_per_key)
-        ):
-            self._long_polls += 1
-            self._key_polls[holder] = self._key_polls.get(holder, 0) + 1
+        holder = None if key is None else key.access_key_id
+        if long_poll and self._take_poll_slot(holder):
             try:
                 result = await loop.run_in_executor(
                     self._poll_executor, service.dispatch, action, params
                 )
             finally:
-                self._long_polls -= 1
-                self._key_polls[holder] -= 1
-                if not self._key_polls[holder]:
-                    del self._key_polls[holder]
+                self._release_poll_slot(holder)
         else:
             if long_poll:
                 params = {**params, "WaitTimeSeconds": 0}
@@ -298,6 +289,23 @@ class SQSApp:
         if key is not None and action == "ListQueues":
             result = _filter_queue_urls(result, key.queue_patterns("ListQueues"))
         return result
+
+    def _take_poll_slot(self, holder: str | None) -> bool:
+        """A long-poll slot for an access key id (None: open mode), if one is free to it."""
+        held = self._key_polls.get(holder or "", 0)
+        if self._long_polls >= self._max_long_polls or (
+            holder is not None and held >= self._max_long_polls_per_key
+        ):
+            return False
+        self._long_polls += 1
+        self._key_polls[holder or ""] = held + 1
+        return True
+
+    def _release_poll_slot(self, holder: str | None) -> None:
+        self._long_polls -= 1
+        self._key_polls[holder or ""] -= 1
+        if not self._key_polls[holder or ""]:
+            del self._key_polls[holder or ""]
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -25,9 +25,10 @@ def authorize_scrape(key: AccessKey) -> None:
     if not key.allows(GET_METRICS, "*"):
         raise AccessDenied(
             f"User: {key.name} is not authorized to perform: {GET_METRICS} on every queue "
-            "(the metrics name all queues). Grant it with queues = [\"*\"], or start the "
+            '(the metrics name all queues). Grant it with queues = ["*"], or start the '
             "server with --metrics-public."
         )
+
 
 _BUCKETS = (
     0.0005,
