@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 import urllib.parse
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import botocore.session
@@ -84,6 +85,9 @@ QUERY_PARAMETERS = [
 #: Scalars that mean something to SQS, mixed into the fuzzed JSON values.
 SPECIAL_VALUES: list[Any] = [
     *["All", "String", "Binary", "Number", "0", "10", "-1"],
+    # Text that str.isdigit() accepts but int() refuses or reads otherwise, and numbers
+    # past int()'s 4,300-digit limit; lone surrogates; control characters.
+    *["²", "٣", "--1", "1" * 5000, "\ud800", "a\udc80b", "\x00", "k\x01"],
     *(None, True, False, 0, 1, 10, 21, -1, 2**63, -(2**70), 0.5, 1e400, -1e400, float("nan")),
 ]
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60)
@@ -100,7 +104,11 @@ def fuzz_queue(server: ServerProcess) -> str:
 
 
 def json_values(queue_url: str) -> st.SearchStrategy[Any]:
-    scalars = st.text(max_size=30) | st.sampled_from([queue_url, *SPECIAL_VALUES])
+    scalars = (
+        st.text(max_size=30)
+        | st.text(st.characters(codec=None, categories=["Cs", "Cc", "No", "Nd"]), max_size=8)
+        | st.sampled_from([queue_url, *SPECIAL_VALUES])
+    )
     return st.recursive(
         scalars,
         lambda inner: (
@@ -116,11 +124,16 @@ def json_values(queue_url: str) -> st.SearchStrategy[Any]:
 @st.composite
 def json_bodies(draw: st.DrawFn, queue_url: str, action: str = "") -> bytes:
     """Mostly maps of real parameter names (often naming the real queue), sometimes junk."""
-    choice = draw(st.integers(0, 9))
+    choice = draw(st.integers(0, 10))
     if choice == 0:
         return draw(st.binary(max_size=300))
     if choice == 1:
         return json.dumps(draw(json_values(queue_url))).encode()
+    if choice == 10:  # nested far past any SQS shape (and past Python's recursion limit)
+        depth = draw(st.sampled_from([20, 1000, 100_000]))
+        opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+        name = draw(st.sampled_from(JSON_PARAMETERS))
+        return f'{{"{name}": {opener * depth}1{closer * depth}}}'.encode()
     names = MEMBERS.get(action) if choice > 2 else None
     params = draw(
         st.dictionaries(
@@ -197,10 +210,12 @@ def forms(draw: st.DrawFn, queue_url: str) -> bytes:
     names = (
         st.sampled_from(own) if own and draw(st.booleans()) else st.sampled_from(QUERY_PARAMETERS)
     )
+    member_index = st.sampled_from(["1" * 5000, "٣", "²", "0"]).map("AttributeName.{}".format)
     fields = draw(
         st.dictionaries(
-            names | st.text(max_size=12),
-            st.sampled_from([queue_url, "All", "1", "-5", "abc", "", "AAAA"])
+            names | st.text(max_size=12) | member_index,
+            st.sampled_from([queue_url, "All", "1", "-5", "abc", "", "AAAA", "²", "--1"])
+            | st.sampled_from(["1" * 5000, "a" * 100_000, "\ud800", "\x00", "٣"])
             | st.text(max_size=30),
             max_size=8,
         )
@@ -298,3 +313,114 @@ def test_fuzz_signatures(auth_server: ServerProcess) -> None:
 
     one_request()
     assert auth_server.healthy()
+
+
+#: Inputs that once answered 500 (issue: "500 for malformed input"); each must be a 4xx.
+HOSTILE_JSON: dict[str, tuple[str, str]] = {
+    "superscript digit": ("ReceiveMessage", '{"QueueUrl": "{url}", "MaxNumberOfMessages": "²"}'),
+    "double minus": ("ReceiveMessage", '{"QueueUrl": "{url}", "VisibilityTimeout": "--1"}'),
+    "5000-digit text": (
+        "ReceiveMessage",
+        '{"QueueUrl": "{url}", "MaxNumberOfMessages": "' + "1" * 5000 + '"}',
+    ),
+    "5000-digit number": (
+        "ReceiveMessage",
+        '{"QueueUrl": "{url}", "MaxNumberOfMessages": ' + "1" * 5000 + "}",
+    ),
+    "attribute double minus": (
+        "SetQueueAttributes",
+        '{"QueueUrl": "{url}", "Attributes": {"DelaySeconds": "--1"}}',
+    ),
+    "maxReceiveCount superscript": (
+        "SetQueueAttributes",
+        '{"QueueUrl": "{url}", "Attributes": {"RedrivePolicy": '
+        '"{\\"deadLetterTargetArn\\": \\"arn:aws:sqs:us-east-1:000000000000:fuzz\\", '
+        '\\"maxReceiveCount\\": \\"\\u00b2\\"}"}}',
+    ),
+    "surrogate QueueUrl": ("GetQueueAttributes", '{"QueueUrl": "{url}\\ud800"}'),
+    "surrogate QueueName": ("GetQueueUrl", '{"QueueName": "\\ud800"}'),
+    "surrogate QueueNamePrefix": ("ListQueues", '{"QueueNamePrefix": "\\udc80"}'),
+    "surrogate SourceArn": (
+        "ListMessageMoveTasks",
+        '{"SourceArn": "arn:aws:sqs:us-east-1:000000000000:\\ud800"}',
+    ),
+    "surrogate DataType": (
+        "SendMessage",
+        '{"QueueUrl": "{url}", "MessageBody": "x", "MessageAttributes": '
+        '{"a": {"DataType": "String.\\ud800", "StringValue": "v"}}}',
+    ),
+    "object in AttributeNames": (
+        "GetQueueAttributes",
+        '{"QueueUrl": "{url}", "AttributeNames": [{}]}',
+    ),
+    "list in MessageSystemAttributeNames": (
+        "ReceiveMessage",
+        '{"QueueUrl": "{url}", "MessageSystemAttributeNames": [[1]]}',
+    ),
+    "object in Actions": (
+        "AddPermission",
+        '{"QueueUrl": "{url}", "Label": "l", "AWSAccountIds": ["1"], "Actions": [{}]}',
+    ),
+    "deeply nested": ("ListQueues", '{"QueueNamePrefix": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    "surrogate tag key": ("TagQueue", '{"QueueUrl": "{url}", "Tags": {"\\ud800": "v"}}'),
+    "NUL in tag key": ("TagQueue", '{"QueueUrl": "{url}", "Tags": {"k\\u0000": "v"}}'),
+    "control character in tag value": (
+        "TagQueue",
+        '{"QueueUrl": "{url}", "Tags": {"k": "\\u0001"}}',
+    ),
+    "NUL in permission label": (
+        "AddPermission",
+        '{"QueueUrl": "{url}", "Label": "l\\u0000", "AWSAccountIds": ["1"], '
+        '"Actions": ["SendMessage"]}',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_JSON))
+def test_hostile_json_inputs_answer_4xx(server: ServerProcess, fuzz_queue: str, case: str) -> None:
+    action, body = HOSTILE_JSON[case]
+    headers = {"Content-Type": CONTENT_TYPES[0], "X-Amz-Target": f"AmazonSQS.{action}"}
+    answer = answered(server.url + "/", body.replace("{url}", fuzz_queue).encode(), headers)
+    assert 400 <= answer.status < 500, answer
+    assert "x-amzn-query-error" in answer.headers, answer
+
+
+HOSTILE_QUERY: dict[str, str] = {
+    "5000-digit member index": "Action=GetQueueAttributes&QueueUrl={url}&AttributeName."
+    + "1" * 5000
+    + "=All",
+    "superscript digit": "Action=ReceiveMessage&QueueUrl={url}&MaxNumberOfMessages=%C2%B2",
+    "double minus": "Action=ChangeMessageVisibility&QueueUrl={url}&ReceiptHandle=x"
+    "&VisibilityTimeout=--1",
+    "NUL in tag": "Action=TagQueue&QueueUrl={url}&Tag.1.Key=k%00&Tag.1.Value=v",
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_QUERY))
+def test_hostile_query_inputs_answer_4xx(server: ServerProcess, fuzz_queue: str, case: str) -> None:
+    body = HOSTILE_QUERY[case].replace("{url}", urllib.parse.quote(fuzz_queue, safe=""))
+    answer = answered(server.url + "/", body.encode(), {"Content-Type": CONTENT_TYPES[3]})
+    assert 400 <= answer.status < 500, answer
+    # The queue's tags still list, as well-formed XML, after every attempt.
+    tags = answered(
+        server.url + "/",
+        f"Action=ListQueueTags&QueueUrl={urllib.parse.quote(fuzz_queue, safe='')}".encode(),
+        {"Content-Type": CONTENT_TYPES[3]},
+    )
+    assert tags.status == 200, tags
+    ET.fromstring(tags.body)
+
+
+def test_a_100k_character_queue_name_prefix_lists_nothing(
+    server: ServerProcess, fuzz_queue: str
+) -> None:
+    """No queue name is longer than 80 characters, so a longer prefix matches none."""
+    prefix = "f" * 100_000
+    query = answered(
+        server.url + "/",
+        f"Action=ListQueues&QueueNamePrefix={prefix}".encode(),
+        {"Content-Type": CONTENT_TYPES[3]},
+    )
+    assert query.status == 200 and b"<QueueUrl>" not in query.body, query
+    assert server.client().list_queues(QueueNamePrefix=prefix).get("QueueUrls", []) == []
+    assert fuzz_queue in server.client().list_queues(QueueNamePrefix="f")["QueueUrls"]

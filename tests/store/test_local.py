@@ -147,3 +147,20 @@ def test_importing_the_store_does_not_import_boto3() -> None:
     code = "import sys, trainmq.store, trainmq.store.claimcheck; print('boto3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_listing_never_follows_or_shows_symlinks(local: LocalStore, tmp_path: Path) -> None:
+    """A link inside the root must not reveal the names of what it points at."""
+    outside = tmp_path / "elsewhere"
+    (outside / "deeper").mkdir(parents=True)
+    (outside / "secret.txt").write_bytes(b"s")
+    (outside / "deeper" / "more.txt").write_bytes(b"m")
+    local.put("kept/a", b"1")
+    (local.root / "link").symlink_to(outside)
+    (local.root / "kept" / "inner-link").symlink_to(outside)
+    (local.root / "kept" / "file-link").symlink_to(outside / "secret.txt")
+    assert list(local.list_keys()) == ["kept/a"]
+    assert list(local.list_keys("kept/")) == ["kept/a"]
+    assert list(local.list_keys("link/")) == []
+    assert list(local.list_keys("link/deeper/")) == []
+    assert list(local.list_keys("kept/inner-link/")) == []

@@ -55,6 +55,32 @@ def serve_command(
             "or s3://bucket/prefix (default ./.trainmq/store).",
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="TRAINMQ_ALLOWED_HOST",
+            help="Host name clients use to reach the server, beside loopback and --host "
+            "(repeatable; '*' allows any). Other Host headers "
+            "are refused, against DNS rebinding.",
+        ),
+    ] = None,
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public",
+            help="With --credentials, serve /metrics (every queue's name and depth) without "
+            "a signed request.",
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's headers.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's body.")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections beyond this are closed at once.")
+    ] = 1024,
     console_token: Annotated[
         str | None,
         typer.Option(
@@ -67,6 +93,7 @@ def serve_command(
     """Serve the SQS API (JSON and Query protocols) for boto3, the AWS CLI and Celery, and the
     web console."""
     from ..server import ServerConfig, serve
+    from ..server.connections import ConnectionLimits
     from ..server.run import build_app
 
     def body() -> None:
@@ -78,6 +105,9 @@ def serve_command(
             region=region,
             account_id=account_id,
             log_level=log_level,
+            allowed_hosts=tuple(allowed_host or ()),
+            metrics_public=metrics_public,
+            limits=ConnectionLimits(header_timeout, body_timeout, max_connections),
         )
         if console_token is not None and (credentials is None or not console):
             raise CliFailure(

@@ -44,6 +44,8 @@ log = logging.getLogger("trainmq.console")
 
 #: Largest form accepted: a 1 MiB message body, URL-encoded, with room to spare.
 MAX_FORM_BYTES = 4 * 1024 * 1024
+#: Largest sign-in form (a key id, a secret or a token, the CSRF value, ``next``).
+MAX_LOGIN_BYTES = 64 * 1024
 _STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript"}
 _PUBLIC = {session.login_page, session.login}
 
@@ -82,7 +84,11 @@ class Console:
             request.browser_id, request.new_browser = new_browser_id(), True
         page = Page(request, None, self.guard.csrf_token(request.browser_id), self.guard.open)
         try:
-            body = await read_body(receive, MAX_FORM_BYTES) if request.method == "POST" else b""
+            body = (
+                await read_body(receive, self._body_limit(request))
+                if request.method == "POST"
+                else b""
+            )
             if body:
                 request.form = parse_request(scope, body).form
             response = await self._respond(request, page)
@@ -100,6 +106,17 @@ class Console:
             await _stream(send, response)
         else:
             await send_response(send, response)
+
+    def _body_limit(self, request: Request) -> int:
+        """How much of a POST is read; with credentials, nothing before a session is shown
+        (only the small sign-in form), so that anonymous clients cannot fill memory."""
+        if self.guard.open:
+            return MAX_FORM_BYTES
+        if request.path == "/login":
+            return MAX_LOGIN_BYTES
+        if self.guard.viewer(request) is None:
+            raise ConsoleError(401, "Sign-in needed", "Sign in, then submit the form again.")
+        return MAX_FORM_BYTES
 
     async def _respond(self, request: Request, page: Page) -> Response:
         if request.path.startswith("/static/"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .http import ROOT, Request, Response
@@ -18,6 +19,11 @@ NOTICES = {
     "redrive-started": "Redrive started: progress is shown below.",
     "redriven": "Selected messages moved.",
     "signed-out": "Signed out.",
+}
+#: The detail a notice may carry (the sent message's id, a UUID); any other ``message=``
+#: is not shown, so that a link cannot put an attacker's words in the status banner.
+_NOTICE_DETAILS = {
+    "sent": re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 }
 
 
@@ -91,6 +97,9 @@ def page(context: Page, title: str, body: Markup, *, status: int = 200) -> Respo
     notice = Markup("")
     if notice_code in NOTICES:
         detail = context.request.arg("message")
+        allowed = _NOTICE_DETAILS.get(notice_code)
+        if allowed is None or not allowed.fullmatch(detail):
+            detail = ""
         notice = render(
             '<p class="notice" role="status">{text}{detail}</p>',
             text=NOTICES[notice_code],

@@ -4,9 +4,11 @@
   action is allowed, as it is on the API, and every page says so.
 * **Signed in**: with credentials, a browser signs in with an access key id and
   its secret, or with a console token (``trainmq serve --console-token KEY``
-  prints one).  The session cookie is an HMAC, keyed with the access key's
-  secret, of the key id and an expiry: removing the key from the credentials
-  file ends its sessions, and a restart does not.
+  prints one).  The session cookie is a random value that names a session the
+  server holds in memory: signing out deletes it, a key that is no longer in the
+  credentials (or :meth:`Guard.revoke_key`) ends all of its sessions, and a
+  restart ends every session.  The secret is compared in constant time whether or
+  not the key id exists, so sign-in does not reveal which key ids do.
 * **Grants**: every console action is checked against the key's grants with
   the SQS action it amounts to (sending is ``SendMessage``, peeking is
   ``ReceiveMessage``, ...); training runs need ``trainmq:ViewRuns`` (or ``*``).
@@ -42,7 +44,9 @@ BROWSER_COOKIE = "trainmq_console_browser"
 SESSION_SECONDS = 12 * 3600
 #: The grant (beside the SQS actions) that shows training runs and their store objects.
 VIEW_RUNS = "trainmq:ViewRuns"
-_SESSION, _TOKEN = "console-session", "console-token"
+_TOKEN = "console-token"
+#: Sessions kept at most; past it the oldest end (each is one sign-in of a browser).
+MAX_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class Guard:
         self.credentials = credentials
         self.clock: Clock = clock or SystemClock()
         self._csrf_secret = secrets.token_bytes(32)
+        self._dummy_secret = secrets.token_urlsafe(30).encode()
+        #: sha256(cookie) -> (the key it signed in, expiry); insertion order is age order.
+        self._sessions: dict[bytes, tuple[AccessKey, float]] = {}
 
     @property
     def open(self) -> bool:
@@ -134,21 +141,50 @@ class Guard:
             key = self._open(_TOKEN, token.strip())
         else:
             key = self.credentials.get(access_key_id.strip())
-            if key is not None and not hmac.compare_digest(
-                key.secret_access_key.encode("utf-8"), secret.encode("utf-8")
-            ):
+            # Compared in constant time even for an unknown key id (against a random
+            # secret), so the answer's timing does not tell which key ids exist.
+            expected = key.secret_access_key.encode("utf-8") if key else self._dummy_secret
+            matches = hmac.compare_digest(expected, secret.encode("utf-8"))
+            if not matches:
                 key = None
         if key is None:
             raise refused
-        return self._sign(_SESSION, key, int(self.clock.now()) + SESSION_SECONDS)
+        return self._new_session(key)
+
+    def _new_session(self, key: AccessKey) -> str:
+        now = self.clock.now()
+        for digest, (_, expires) in list(self._sessions.items()):
+            if expires < now or len(self._sessions) >= MAX_SESSIONS:
+                del self._sessions[digest]
+        cookie = secrets.token_urlsafe(32)
+        self._sessions[_digest(cookie)] = (key, now + SESSION_SECONDS)
+        return cookie
+
+    def sign_out(self, request: Request) -> None:
+        """End the request's session: its cookie no longer signs anyone in."""
+        self._sessions.pop(_digest(request.cookies.get(SESSION_COOKIE, "")), None)
+
+    def revoke_key(self, access_key_id: str) -> int:
+        """End every session of a key (removed or compromised); how many ended."""
+        ended = [d for d, (key, _) in self._sessions.items() if key.access_key_id == access_key_id]
+        for digest in ended:
+            del self._sessions[digest]
+        return len(ended)
 
     def viewer(self, request: Request) -> Viewer | None:
         """The request's viewer; ``None`` when the server has credentials and the browser
         has no valid session."""
         if self.credentials is None:
             return Viewer(None)
-        key = self._open(_SESSION, request.cookies.get(SESSION_COOKIE, ""))
-        return None if key is None else Viewer(key)
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        found = self._sessions.get(_digest(cookie)) if cookie else None
+        if found is None:
+            return None
+        key, expires = found
+        if expires < self.clock.now() or self.credentials.get(key.access_key_id) != key:
+            self._sessions.pop(_digest(cookie), None)  # expired, or the key was removed
+            return None
+        return Viewer(key)
 
     # -- CSRF ----------------------------------------------------------------------------
     def csrf_token(self, browser_id: str) -> str:
@@ -173,6 +209,11 @@ class Guard:
                 "The form's security token is missing or stale (the server may have "
                 "restarted). Reload the page and submit it again; nothing was changed.",
             )
+
+
+def _digest(cookie: str) -> bytes:
+    """Sessions are found by a hash of the cookie, not the cookie itself (no timing leak)."""
+    return hashlib.sha256(cookie.encode("utf-8", "replace")).digest()
 
 
 def new_browser_id() -> str:

@@ -34,10 +34,21 @@ from the server's credentials file, or with a console token
 
 
 def _safe_next(target: str) -> str:
-    """Only a path of this console: never another site after signing in."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """Only a path of this console, as ASCII: never another site after signing in.
+
+    Control characters are refused (browsers drop tabs and newlines from URLs, so
+    ``/\t/evil.example`` would become ``//evil.example``; CR/LF would end the
+    Location header), and anything outside ASCII is percent-encoded so that the
+    header can be written at all.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target)
+    ):
+        return "/"
+    return quote(target, safe="/?&=%:@-._~+,;!$'()*")
 
 
 def to_login(request: Request) -> Response:
@@ -92,6 +103,7 @@ def login(context: Context) -> Response:
 
 
 def logout(context: Context) -> Response:
+    context.guard.sign_out(context.request)
     response = redirect("/login", notice="signed-out")
     response.headers.append(
         ("set-cookie", f"{SESSION_COOKIE}=; Path={ROOT}; Max-Age=0; HttpOnly; SameSite=Strict")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InvalidAttributeName, InvalidAttributeValue, InvalidParameterValue
 from . import limits
+from .validate import integer_text
 
 __all__ = [
     "COMPUTED_ATTRIBUTES",
@@ -88,10 +89,10 @@ def _normalize_one(name: str, value: Any, fifo: bool) -> str:
         raise _invalid(name)
     if name in _INT_RANGES:
         low, high = _INT_RANGES[name]
-        text = value.strip()
-        if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+        number = integer_text(value)
+        if number is None or not low <= number <= high:
             raise _invalid(name)
-        return str(int(text))
+        return str(number)
     if name in _BOOLEANS:
         if value.lower() not in ("true", "false"):
             raise _invalid(name)
@@ -194,7 +195,8 @@ def parse_redrive_policy(value: str) -> RedrivePolicy:
             f"[deadLetterTargetArn, maxReceiveCount]; found {sorted(unknown)[0]}.",
         )
     raw_count = data["maxReceiveCount"]
-    count = int(raw_count) if str(raw_count).strip().isdigit() else -1
+    count = raw_count if type(raw_count) is int else integer_text(str(raw_count))
+    count = -1 if count is None else count
     if not 1 <= count <= limits.MAX_RECEIVE_COUNT:
         raise _bad_policy(
             value,

@@ -29,7 +29,15 @@ from . import limits
 from .backend import QueueBackend
 from .messaging import MessagingActions
 from .model import QueueRecord
-from .validate import check_int, check_names, check_queue_name, require
+from .validate import (
+    check_int,
+    check_label,
+    check_names,
+    check_queue_name,
+    check_tag_keys,
+    check_tags,
+    require,
+)
 
 __all__ = ["ACTIONS", "SQSService"]
 
@@ -297,16 +305,7 @@ class SQSService(MessagingActions):
 
     # -- tags and permissions --------------------------------------------------------------------
     def _tags(self, tags: Any) -> dict[str, str]:
-        if not isinstance(tags, Mapping):
-            raise InvalidParameterValue("Tags must be a map.")
-        if len(tags) > limits.MAX_TAGS:
-            raise InvalidParameterValue("Too many tags added for queue.")
-        for key, value in tags.items():
-            if not isinstance(key, str) or not 1 <= len(key) <= 128:
-                raise InvalidParameterValue(f"Tag key {key} is invalid.")
-            if not isinstance(value, str) or len(value) > 256:
-                raise InvalidParameterValue(f"Tag value for key {key} is invalid.")
-        return dict(tags)
+        return check_tags(tags)
 
     def tag_queue(self, params: Params) -> Response:
         name = self.name_from_url(params)
@@ -321,12 +320,8 @@ class SQSService(MessagingActions):
 
     def untag_queue(self, params: Params) -> Response:
         name = self.name_from_url(params)
-        keys = require(params, "TagKeys")
-        if not isinstance(keys, list | tuple):
-            raise InvalidParameterValue("TagKeys must be a list.")
-        if not keys or any(not isinstance(k, str) or not 1 <= len(k) <= 128 for k in keys):
-            raise InvalidParameterValue("Tag keys must be between 1 and 128 characters in length.")
-        self.backend.untag_queue(name, [str(k) for k in keys])
+        keys = check_tag_keys(require(params, "TagKeys"))
+        self.backend.untag_queue(name, keys)
         return {}
 
     def list_queue_tags(self, params: Params) -> Response:
@@ -338,14 +333,13 @@ class SQSService(MessagingActions):
         label = require(params, "Label")
         accounts = require(params, "AWSAccountIds")
         actions = require(params, "Actions")
-        if not isinstance(label, str) or not label or len(label) > 80:
-            raise InvalidParameterValue(f"Value {label} for parameter Label is invalid.")
+        check_label(label)
         if not isinstance(accounts, list | tuple) or not accounts:
             raise MissingParameter("The request must contain the parameter AWSAccountIds.")
         if not isinstance(actions, list | tuple) or not actions:
             raise MissingParameter("The request must contain the parameter Actions.")
         for action in actions:
-            if action not in GRANTABLE_ACTIONS:
+            if not isinstance(action, str) or action not in GRANTABLE_ACTIONS:
                 raise InvalidParameterValue(
                     f"Value SQS:{action} for parameter ActionName is invalid. Reason: Only the "
                     "queue owner is allowed to invoke this action."
@@ -355,8 +349,8 @@ class SQSService(MessagingActions):
 
     def remove_permission(self, params: Params) -> Response:
         name = self.name_from_url(params)
-        label = require(params, "Label")
-        self.backend.remove_permission(name, str(label))
+        label = check_label(require(params, "Label"))
+        self.backend.remove_permission(name, label)
         return {}
 
     # -- message-move tasks ----------------------------------------------------------------------

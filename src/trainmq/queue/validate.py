@@ -7,6 +7,7 @@ sees the same failure from trainmq as from SQS.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,7 +29,11 @@ __all__ = [
     "check_batch_ids",
     "check_body",
     "check_int",
+    "check_label",
     "check_queue_name",
+    "check_tag_keys",
+    "check_tags",
+    "integer_text",
     "message_attributes",
     "message_size",
     "require",
@@ -42,6 +47,14 @@ _ATTRIBUTE_NAME = re.compile(r"^[\w.-]+$")
 _FIFO_ID = re.compile(r"^[!-~]{1,128}$")
 # Characters SQS accepts in a body: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF
 _INVALID_BODY_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() refuses or reads
+# differently, and a bound on the length keeps int() far from its 4,300-digit limit.
+_INTEGER = re.compile(r"-?[0-9]{1,40}")
+# AddPermission: "Maximum 80 characters. Alphanumeric characters, hyphens, and underscores."
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_TAG_PUNCTUATION = frozenset(" _.:/=+-@")
+MAX_TAG_KEY_LENGTH = 128
+MAX_TAG_VALUE_LENGTH = 256
 
 
 def require(params: Mapping[str, Any], name: str) -> Any:
@@ -51,6 +64,12 @@ def require(params: Mapping[str, Any], name: str) -> Any:
     return value
 
 
+def integer_text(text: str) -> int | None:
+    """The integer an SQS parameter spells in ASCII digits (``-`` at most once), else None."""
+    stripped = text.strip()
+    return int(stripped) if _INTEGER.fullmatch(stripped) else None
+
+
 def check_int(value: Any, name: str, low: int, high: int, reason: str | None = None) -> int:
     """An integer parameter within [low, high], else AWS's InvalidParameterValue."""
     number: int | None
@@ -58,8 +77,8 @@ def check_int(value: Any, name: str, low: int, high: int, reason: str | None = N
         number = None
     elif isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        number = int(value)
+    elif isinstance(value, str):
+        number = integer_text(value)
     else:
         number = None
     if number is None or not low <= number <= high:
@@ -261,3 +280,70 @@ def check_names(names: Any, allowed: set[str], extra: tuple[str, ...] = ("All",)
         if not isinstance(name, str) or (name not in allowed and name not in extra):
             raise InvalidAttributeName(f"Unknown Attribute {name}.")
     return list(names)
+
+
+def _tag_text_ok(text: str) -> bool:
+    """SQS's tag alphabet: Unicode letters, digits, spaces and ``_ . : / = + - @``.
+
+    Control characters, NUL and lone surrogates are refused here, so that no stored
+    tag can later make an XML answer malformed or fail to encode.
+    """
+    return all(
+        char.isalnum()
+        or char in _TAG_PUNCTUATION
+        or unicodedata.category(char) in ("Zs", "Mn", "Mc")
+        for char in text
+    )
+
+
+def _check_tag_key(key: Any) -> str:
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_TAG_KEY_LENGTH
+        or not _tag_text_ok(key)
+        or key.lower().startswith("aws:")
+    ):
+        raise InvalidParameterValue(
+            f"Tag key {key!r} is invalid. Reason: a tag key is 1 to {MAX_TAG_KEY_LENGTH} "
+            "Unicode letters, digits, spaces or _ . : / = + - @, and may not start with aws:."
+        )
+    return key
+
+
+def check_tags(tags: Any) -> dict[str, str]:
+    """A queue's tags as TagQueue and CreateQueue accept them, else InvalidParameterValue."""
+    if not isinstance(tags, Mapping):
+        raise InvalidParameterValue("Tags must be a map.")
+    if len(tags) > limits.MAX_TAGS:
+        raise InvalidParameterValue("Too many tags added for queue.")
+    for key, value in tags.items():
+        _check_tag_key(key)
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_TAG_VALUE_LENGTH
+            or not _tag_text_ok(value)
+        ):
+            raise InvalidParameterValue(
+                f"Tag value for key {key!r} is invalid. Reason: a tag value is 0 to "
+                f"{MAX_TAG_VALUE_LENGTH} Unicode letters, digits, spaces or _ . : / = + - @."
+            )
+    return dict(tags)
+
+
+def check_tag_keys(keys: Any) -> list[str]:
+    """UntagQueue's TagKeys: a non-empty list of valid tag keys."""
+    if not isinstance(keys, list | tuple):
+        raise InvalidParameterValue("TagKeys must be a list.")
+    if not keys or any(isinstance(key, str) and not key for key in keys):
+        raise InvalidParameterValue("Tag keys must be between 1 and 128 characters in length.")
+    return [_check_tag_key(key) for key in keys]
+
+
+def check_label(label: Any) -> str:
+    """An AddPermission/RemovePermission label: 1 to 80 of ``A-Z a-z 0-9 - _``."""
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
+        raise InvalidParameterValue(
+            f"Value {label!r} for parameter Label is invalid. Reason: Can only include "
+            "alphanumeric characters, hyphens, or underscores. 1 to 80 in length."
+        )
+    return label

@@ -25,6 +25,7 @@ from ..errors import (
     AccessDenied,
     InternalError,
     InvalidAction,
+    InvalidParameterValue,
     RequestEntityTooLarge,
     SQSError,
     StorageError,
@@ -35,7 +36,8 @@ from . import json_protocol, query_protocol
 from .addressing import endpoint_region, queue_path_parts, region_endpoint, request_region
 from .auth import AccessKey, Credentials, SignedRequest, verify
 from .authorize import MODELLED_MEMBERS, authorize_request, check_members
-from .metrics import Metrics
+from .guard import HostPolicy, cross_site_reason, refuse_unknown_key
+from .metrics import Metrics, authorize_scrape
 from .traffic import Traffic
 
 __all__ = ["MAX_REQUEST_BYTES", "SQSApp"]
@@ -72,11 +74,16 @@ class SQSApp:
         credentials: Credentials | None = None,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_long_polls: int = 256,
+        max_long_polls_per_key: int | None = None,
         workers: int = 16,
+        hosts: HostPolicy | None = None,
+        metrics_public: bool = False,
     ) -> None:
         self.service = service
         self.credentials = credentials
         self.max_request_bytes = max_request_bytes
+        self.hosts = hosts or HostPolicy()
+        self.metrics_public = metrics_public
         self.metrics = Metrics()
         self.traffic = Traffic()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainmq-sqs")
@@ -85,6 +92,9 @@ class SQSApp:
         )
         self._max_long_polls = max_long_polls
         self._long_polls = 0
+        # One key may hold at most half the slots, so that it cannot starve the others.
+        self._max_long_polls_per_key = max_long_polls_per_key or max(1, max_long_polls // 2)
+        self._key_polls: dict[str, int] = {}
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self._views: dict[str, SQSService] = {}
         self.regions = Regions()
@@ -101,7 +111,11 @@ class SQSApp:
         if method == "GET" and path == "/health":
             await _respond(send, 200, b"application/json", b'{"status":"ok"}')
             return
+        if await self._refused(scope, send):
+            return
         if method == "GET" and path == "/metrics":
+            if not await self._metrics_allowed(scope, send):
+                return
             loop = asyncio.get_running_loop()
             text = await loop.run_in_executor(self._executor, self.metrics.render, self.service)
             await _respond(send, 200, b"text/plain; version=0.0.4", text.encode())
@@ -134,6 +148,44 @@ class SQSApp:
             f"http://{host} sqs list-queues</code>).</p>{console}"
             '<p><a href="/health">/health</a> · <a href="/metrics">/metrics</a></p>'
         ).encode()
+
+    async def _refused(self, scope: Scope, send: Send) -> bool:
+        """Answer 403 to a foreign Host (DNS rebinding) or a cross-site browser request."""
+        headers = _headers(scope)
+        console = any(
+            scope["path"] == p or scope["path"].startswith(p + "/") for p in self.extra_routes
+        )
+        if not self.hosts.allows(headers.get("host")):
+            reason = (
+                f"Host {headers.get('host', '')[:100]!r} is not a name of this server "
+                "(serve it with --allowed-host)."
+            )
+        else:
+            why = cross_site_reason(headers, method=scope["method"], allow_navigation=console)
+            if why is None:
+                return False
+            reason = f"Request refused: {why}. Browsers may only use this server's own pages."
+        log.warning("refused %s %s: %s", scope["method"], scope["path"][:200], reason)
+        if console:  # a browser: plain text rather than an SQS error document
+            await _respond(send, 403, b"text/plain; charset=utf-8", reason.encode())
+        else:
+            error = AccessDenied(reason)
+            await self._error(send, error, _is_json(headers), "", time.perf_counter())
+        return True
+
+    async def _metrics_allowed(self, scope: Scope, send: Send) -> bool:
+        """With credentials, /metrics names every queue: it needs a signed request whose key
+        has the ``trainmq:GetMetrics`` grant on every queue, unless ``--metrics-public``."""
+        if self.credentials is None or self.metrics_public:
+            return True
+        try:
+            key = self._authenticate(scope, _headers(scope), b"")
+            assert key is not None
+            authorize_scrape(key)
+        except SQSError as error:
+            await self._error(send, error, False, "", time.perf_counter())
+            return False
+        return True
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -176,12 +228,16 @@ class SQSApp:
     # -- the SQS API -------------------------------------------------------------------------
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         target = headers.get("x-amz-target", "")
-        is_json = target.startswith("AmazonSQS.") or "json" in headers.get("content-type", "")
+        is_json = _is_json(headers)
         action = target.removeprefix("AmazonSQS.") if is_json else ""
         request_id = query_protocol.new_request_id()
         try:
+            if self.credentials is not None:  # before the body is read: see server.guard
+                refuse_unknown_key(
+                    headers, scope.get("query_string", b"").decode("latin-1"), self.credentials
+                )
             body = await _read_body(receive, headers, self.max_request_bytes)
             key = self._authenticate(scope, headers, body)  # before parsing, as AWS does
             if is_json:
@@ -220,8 +276,9 @@ class SQSApp:
         is_json: bool,
         action: str,
         started: float,
-        request_id: str,
+        request_id: str | None = None,
     ) -> None:
+        request_id = request_id or query_protocol.new_request_id()
         if is_json:
             status, headers, payload = json_protocol.encode_error(error)
         else:
@@ -271,19 +328,45 @@ class SQSApp:
                 call = functools.partial(service.list_queues, params, visible=visible)
                 return await loop.run_in_executor(self._executor, call)
         long_poll = action == "ReceiveMessage" and str(params.get("WaitTimeSeconds", "")) != "0"
-        if long_poll and self._long_polls < self._max_long_polls:
-            self._long_polls += 1
+        holder = None if key is None else key.access_key_id
+        if long_poll and self._take_poll_slot(holder):
             try:
                 result = await loop.run_in_executor(
                     self._poll_executor, service.dispatch, action, params
                 )
             finally:
-                self._long_polls -= 1
+                self._release_poll_slot(holder)
         else:
             if long_poll:
                 params = {**params, "WaitTimeSeconds": 0}
             result = await loop.run_in_executor(self._executor, service.dispatch, action, params)
         return result
+
+    def _take_poll_slot(self, holder: str | None) -> bool:
+        """A long-poll slot for an access key id (None: open mode), if one is free to it."""
+        held = self._key_polls.get(holder or "", 0)
+        if self._long_polls >= self._max_long_polls or (
+            holder is not None and held >= self._max_long_polls_per_key
+        ):
+            return False
+        self._long_polls += 1
+        self._key_polls[holder or ""] = held + 1
+        return True
+
+    def _release_poll_slot(self, holder: str | None) -> None:
+        self._long_polls -= 1
+        self._key_polls[holder or ""] -= 1
+        if not self._key_polls[holder or ""]:
+            del self._key_polls[holder or ""]
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _is_json(headers: dict[str, str]) -> bool:
+    target = headers.get("x-amz-target", "")
+    return target.startswith("AmazonSQS.") or "json" in headers.get("content-type", "")
 
 
 def _with_trace_header(
@@ -377,8 +460,10 @@ def _message_count(action: str, params: dict[str, Any], result: dict[str, Any]) 
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = headers.get("content-length", "").strip()
+    if declared and (not declared.isascii() or not declared.isdigit() or len(declared) > 18):
+        raise InvalidParameterValue("The Content-Length header is not a number of bytes.")
+    if declared and int(declared) > limit:
         raise RequestEntityTooLarge(f"Request body of {declared} bytes exceeds {limit} bytes.")
     chunks: list[bytes] = []
     size = 0

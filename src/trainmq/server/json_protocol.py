@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from ..errors import SERVICE_NAMESPACE, InvalidParameterValue, SQSError
@@ -20,6 +21,11 @@ from ..errors import SERVICE_NAMESPACE, InvalidParameterValue, SQSError
 __all__ = ["CONTENT_TYPE", "decode_request", "encode_error", "encode_response"]
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
+#: Deeper than any SQS request shape (a batch entry's attribute value is five levels down).
+MAX_DEPTH = 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Members whose own validation answers AWS's specific error for invalid characters.
+_CHECKED_TEXT = frozenset({"MessageBody"})
 
 
 class SerializationException(SQSError):
@@ -58,15 +64,39 @@ def _decode_message(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def _check_text(value: Any, member: str = "", depth: int = 0) -> None:
+    """Refuse lone surrogates (JSON's ``"\\ud800"``) and structures nested past MAX_DEPTH.
+
+    A lone surrogate is a valid JSON escape but no Unicode text: it cannot be stored
+    or encoded, so it is refused here, where the request is still only data.
+    """
+    if depth > MAX_DEPTH:
+        raise SerializationException("The request is nested too deeply.")
+    if isinstance(value, str):
+        if member not in _CHECKED_TEXT and _SURROGATE.search(value):
+            raise InvalidParameterValue(
+                f"Value for parameter {member or 'the request'} contains characters that are "
+                "not valid Unicode."
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, member, depth + 1)
+            _check_text(item, key, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, member, depth + 1)
+
+
 def decode_request(action: str, body: bytes) -> dict[str, Any]:
     try:
         params = json.loads(body.decode("utf-8")) if body.strip() else {}
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SerializationException(
             "Start of structure or map found where not expected."
         ) from None
     if not isinstance(params, dict):
         raise SerializationException("Start of structure or map found where not expected.")
+    _check_text(params)
     if action == "SendMessage":
         _decode_message(params)
     elif action == "SendMessageBatch" and isinstance(params.get("Entries"), list):

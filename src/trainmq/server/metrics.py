@@ -1,13 +1,34 @@
-"""Prometheus metrics of the endpoint: request counters, latency, and queue gauges."""
+"""Prometheus metrics of the endpoint: request counters, latency, and queue gauges.
+
+The queue gauges name every queue and its depth, so with credentials a scrape
+must be signed by a key granted :data:`GET_METRICS` on every queue (``*``), or the
+server must be started with ``--metrics-public``.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
 
+from ..errors import AccessDenied
 from ..queue.service import SQSService
+from .auth import AccessKey
 
-__all__ = ["Metrics"]
+__all__ = ["GET_METRICS", "Metrics", "authorize_scrape"]
+
+#: The grant (beside the SQS actions) that reads ``/metrics``; ``*`` covers it.
+GET_METRICS = "trainmq:GetMetrics"
+
+
+def authorize_scrape(key: AccessKey) -> None:
+    """Refuse a key that may not see every queue's name and depth."""
+    if not key.allows(GET_METRICS, "*"):
+        raise AccessDenied(
+            f"User: {key.name} is not authorized to perform: {GET_METRICS} on every queue "
+            '(the metrics name all queues). Grant it with queues = ["*"], or start the '
+            "server with --metrics-public."
+        )
+
 
 _BUCKETS = (
     0.0005,

@@ -25,7 +25,11 @@ __all__ = ["CONTENT_TYPE", "decode_request", "encode_error", "encode_response"]
 
 CONTENT_TYPE = "text/xml"
 _NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
-_INDEXED = re.compile(r"^([A-Za-z]+)\.(\d+)(?:\.(.+))?$")
+# ASCII digits only; an index is at most MAX_INDEX_DIGITS long (int() refuses 4,300 digits).
+_INDEXED = re.compile(r"^([A-Za-z]+)\.([0-9]+)(?:\.(.+))?$")
+MAX_INDEX_DIGITS = 6
+# Characters XML 1.0 cannot carry at all (not even escaped): NUL, most C0 controls, surrogates.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ENTRY_NAMES = {
     "SendMessageBatch": "SendMessageBatchRequestEntry",
     "DeleteMessageBatch": "DeleteMessageBatchRequestEntry",
@@ -51,6 +55,15 @@ _EMPTY_CONTAINERS: dict[str, type[list[Any]] | type[dict[str, Any]]] = {
 }
 
 
+def _index(match: re.Match[str]) -> int:
+    digits = match.group(2)
+    if len(digits) > MAX_INDEX_DIGITS:
+        raise InvalidParameterValue(
+            f"The member index {digits[:20]}... of {match.group(1)} is invalid."
+        )
+    return int(digits)
+
+
 def _group(
     params: Mapping[str, str],
 ) -> tuple[dict[str, str], dict[str, dict[int, dict[str, str]]]]:
@@ -62,7 +75,7 @@ def _group(
         if match is None:
             scalars[key] = value
             continue
-        prefix, index, rest = match.group(1), int(match.group(2)), match.group(3) or ""
+        prefix, index, rest = match.group(1), _index(match), match.group(3) or ""
         groups.setdefault(prefix, {}).setdefault(index, {})[rest] = value
     return scalars, groups
 
@@ -89,7 +102,7 @@ def _message_attributes(fields: Mapping[str, str], prefix: str) -> dict[str, Any
     for key, value in fields.items():
         match = _INDEXED.match(key)
         if match and match.group(1) == prefix:
-            entries.setdefault(int(match.group(2)), {})[match.group(3) or ""] = value
+            entries.setdefault(_index(match), {})[match.group(3) or ""] = value
     if not entries:
         return None
     return {item.get("Name", ""): _attribute_value(item) for _, item in sorted(entries.items())}
@@ -211,8 +224,9 @@ def _xml(nodes: list[Node]) -> str:
 
 
 def _escape(text: str) -> str:
-    """XML text; a carriage return as ``&#xD;``, or XML parsers would turn it into ``\n``."""
-    return escape(text, {"\r": "&#xD;"})
+    """XML text that keeps the document well formed, whatever a client put in it; a carriage
+    return as ``&#xD;``, or XML parsers would turn it into ``\n``."""
+    return escape(_NOT_XML.sub("\ufffd", text), {"\r": "&#xD;"})
 
 
 def _json(nodes: list[Node]) -> dict[str, Any]:
@@ -249,7 +263,9 @@ def encode_response(
         f'<?xml version="1.0"?><{action}Response xmlns="{_NAMESPACE}">'
         f"{_xml(document)}</{action}Response>"
     )
-    return body.encode("utf-8")
+    # Stored text is validated on the way in; "replace" keeps an answer well formed even for
+    # data written before that validation existed.
+    return body.encode("utf-8", "replace")
 
 
 def encode_error(error: SQSError, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -261,4 +277,4 @@ def encode_error(error: SQSError, request_id: str) -> tuple[int, list[tuple[byte
         f"<Message>{_escape(message)}</Message><Detail/></Error>"
         f"<RequestId>{request_id}</RequestId></ErrorResponse>"
     )
-    return error.status, [(b"content-type", CONTENT_TYPE.encode())], body.encode("utf-8")
+    return error.status, [(b"content-type", CONTENT_TYPE.encode())], body.encode("utf-8", "replace")

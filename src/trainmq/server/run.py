@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,6 +17,8 @@ from ..errors import ConfigurationError
 from ..queue.client import open_service
 from .app import SQSApp
 from .auth import load_credentials
+from .connections import ConnectionLimits, limited_protocol
+from .guard import HostPolicy
 
 __all__ = ["ServerConfig", "build_app", "is_loopback", "serve"]
 
@@ -33,6 +35,11 @@ class ServerConfig:
     account_id: str = "000000000000"
     durability: str = "full"
     log_level: str = "warning"
+    #: Host names served beside loopback and ``host`` (``--allowed-host``; ``*``: any).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Serve /metrics without a signature even with credentials (``--metrics-public``).
+    metrics_public: bool = False
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def is_loopback(host: str) -> bool:
@@ -48,6 +55,17 @@ def is_loopback(host: str) -> bool:
             )
         except OSError:
             return False
+
+
+def _http_implementation(requested: Any) -> str:
+    """The uvicorn HTTP implementation "auto" picks: httptools when it is installed."""
+    if requested in ("h11", "httptools"):
+        return str(requested)
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 class _Server(uvicorn.Server):
@@ -80,7 +98,12 @@ def build_app(config: ServerConfig) -> SQSApp:
         account_id=config.account_id,
         endpoint=f"http://{config.host}:{config.port}",
     )
-    return SQSApp(service, credentials=credentials)
+    return SQSApp(
+        service,
+        credentials=credentials,
+        hosts=HostPolicy.for_server(config.host, config.allowed_hosts),
+        metrics_public=config.metrics_public,
+    )
 
 
 def serve(config: ServerConfig, app: SQSApp | None = None, **uvicorn_options: Any) -> None:
@@ -103,6 +126,7 @@ def serve(config: ServerConfig, app: SQSApp | None = None, **uvicorn_options: An
         proxy_headers=False,  # SigV4 signs the Host the client used; never rewrite it
         **uvicorn_options,
     )
+    uv_config.http = limited_protocol(_http_implementation(uv_config.http), config.limits)
     try:
         _Server(uv_config, app).run()
     finally:

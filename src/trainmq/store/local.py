@@ -153,16 +153,35 @@ class LocalStore:
         return digest
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys under ``prefix``; symbolic links are never followed nor listed.
+
+        Reads refuse a path through a link already; listing must not show the names
+        of what a link points at (another directory of the machine) either.
+        """
         validate_prefix(prefix)
-        base = os.path.join(self._root, *prefix.split("/")[:-1])
+        folders = prefix.split("/")[:-1]
+        base = self._root
+        for folder in folders:
+            base = os.path.join(base, folder)
+            if os.path.islink(base):
+                return iter(())
         keys: list[str] = []
-        for directory, dirnames, filenames in os.walk(base):
-            dirnames[:] = [name for name in dirnames if not name.startswith(TEMP_PREFIX)]
+        for directory, dirnames, filenames in os.walk(base, followlinks=False):
+            dirnames[:] = [
+                name
+                for name in dirnames
+                if not name.startswith(TEMP_PREFIX)
+                and not os.path.islink(os.path.join(directory, name))
+            ]
             relative = os.path.relpath(directory, self._root)
             parts = [] if relative == "." else relative.split(os.sep)
             for name in filenames:
                 key = "/".join([*parts, name])
-                if not name.startswith(TEMP_PREFIX) and key.startswith(prefix):
+                if (
+                    not name.startswith(TEMP_PREFIX)
+                    and key.startswith(prefix)
+                    and not os.path.islink(os.path.join(directory, name))
+                ):
                     keys.append(key)
         return iter(sorted(keys))
 

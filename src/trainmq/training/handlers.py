@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import PermanentFailure
 from ..store import BlobStore
+from .limits import TrainingLimits
 from .locations import open_pipeline_store
 from .messages import EvaluateRequest, PrepareRequest, TrainingEvent, TrainRequest, parse_message
 from .runs import RunRegistry
@@ -258,10 +259,12 @@ def train_request(store: BlobStore, request: TrainRequest, context: Any = None) 
 def train(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Train each record's run; a duplicate attaches, a redelivery resumes."""
     store = open_pipeline_store()
+    limits = TrainingLimits.from_env()  # this worker's bounds (see training.limits)
 
     def one(record: dict[str, Any]) -> None:
         request = parse_message(record["body"], TrainRequest)
         assert isinstance(request, TrainRequest)
+        limits.check(request)
         train_request(store, request, context)
 
     return _each(event, one)

@@ -120,6 +120,8 @@ def load(conn: sqlite3.Connection, name: str) -> QueueRow:
 
 
 def all_rows(conn: sqlite3.Connection, prefix: str | None = None) -> list[QueueRow]:
+    if prefix and len(prefix) > limits.MAX_QUEUE_NAME_LENGTH:
+        return []  # no name is that long; SQLite would also refuse so long a LIKE pattern
     if prefix:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         cursor = conn.execute(
