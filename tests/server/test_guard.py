@@ -24,7 +24,8 @@ def test_host_names_are_read_without_port_case_or_final_dot(header: str, name: s
 
 def test_loopback_only_by_default() -> None:
     policy = HostPolicy.for_server("127.0.0.1")
-    for ok in ("127.0.0.1:1", "localhost", "[::1]:9", "127.0.0.2", "sqs.eu-west-1.localhost:9", None):
+    regional = "sqs.eu-west-1.localhost:9"
+    for ok in ("127.0.0.1:1", "localhost", "[::1]:9", "127.0.0.2", regional, None):
         assert policy.allows(ok), ok
     for bad in ("evil.example", "localhost.evil.example", "10.0.0.5", "127.0.0.1.evil", ""):
         assert not policy.allows(bad), bad
