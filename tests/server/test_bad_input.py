@@ -206,6 +206,7 @@ def test_message_over_one_mebibyte_inside_the_limit(server: ServerProcess, queue
 
 
 def test_unknown_paths_and_methods(server: ServerProcess, queue_url: str) -> None:
-    for method, path in [("GET", "/"), ("DELETE", "/"), ("PUT", "/metrics"), ("GET", "/nope")]:
+    # (GET / without a query string is the landing page: tests/server/test_first_contact.py)
+    for method, path in [("DELETE", "/"), ("PUT", "/metrics"), ("GET", "/nope")]:
         answer = http(server.url + path, None, {}, method=method)
         assert 400 <= answer.status < 500, (method, path, answer)
