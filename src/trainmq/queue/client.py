@@ -16,12 +16,14 @@ from urllib.parse import unquote, urlparse
 
 from ..clock import Clock
 from ..errors import SQS_ERRORS, ConfigurationError, SQSError
+from .backend import QueueBackend
 from .service import ACTIONS, SQSService, _snake
 
 __all__ = ["LocalClient", "open_service", "sqlite_path"]
 
 DEFAULT_DB = Path(".trainmq") / "queues.db"
 _REMOTE_SCHEMES = ("sqs", "http", "https")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def sqlite_path(address: str | Path | None) -> Path:
@@ -57,7 +59,12 @@ def open_service(
 
     ``sqlite:///path`` or a plain path: the embedded engine.  ``sqs://[REGION]``:
     Amazon SQS.  ``http(s)://host:port``: any SQS-compatible endpoint.
+    ``postgresql://user@host/db``: the PostgreSQL backend (many hosts, one database).
     """
+    if isinstance(address, str) and address.split("://", 1)[0].lower() in _POSTGRES_SCHEMES:
+        return SQSService(
+            _postgres(address, clock, durability, region, account_id), endpoint=endpoint
+        )
     if isinstance(address, str) and address.split("://", 1)[0] in _REMOTE_SCHEMES:
         if clock is not None:
             raise ConfigurationError("a clock can only be given to the embedded backend")
@@ -80,6 +87,21 @@ def open_service(
         account_id=account_id,
     )
     return SQSService(backend, endpoint=endpoint)
+
+
+def _postgres(
+    address: str, clock: Clock | None, durability: str, region: str, account_id: str
+) -> QueueBackend:
+    """The PostgreSQL backend, imported only when asked for (its driver is an extra)."""
+    try:
+        from .postgres import PostgresBackend
+    except ImportError as exc:
+        raise ConfigurationError(
+            "postgresql:// addresses need the PostgreSQL driver: pip install 'trainmq[postgres]'"
+        ) from exc
+    return PostgresBackend(
+        address, clock=clock, durability=durability, region=region, account_id=account_id
+    )
 
 
 class LocalClient:

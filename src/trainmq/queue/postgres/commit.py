@@ -1,0 +1,204 @@
+"""Group commit on PostgreSQL: callers that overlap share one transaction.
+
+As in the SQLite engine, the first caller to arrive while no transaction runs
+becomes the *leader*: it takes every operation queued at that moment, runs them
+in one transaction on a pooled connection and commits once; callers arriving
+meanwhile form the next group.  Every caller returns only after the transaction
+holding its operation has committed, so a returned send is durable to the
+degree the server's ``synchronous_commit`` promises.
+
+If an operation raises, the group is rolled back and run again with each
+operation in its own savepoint, so only the failing one fails.  A deadlock or
+serialization failure (other hosts' transactions) retries the group; a lost
+connection before ``COMMIT`` was sent retries it once on a fresh connection
+(nothing of it can have committed); a connection lost during ``COMMIT`` fails
+the group with ``StorageError``, because whether it committed is unknown.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from ...errors import StorageError
+
+__all__ = ["Connection", "GroupCommitter", "describe"]
+
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[Any, ...]]
+_MAX_BATCH = 256
+_RETRIES = 5
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+
+
+class _Op(Generic[T]):
+    __slots__ = ("done", "durable", "error", "fn", "lead", "result")
+
+    def __init__(self, fn: Callable[[Connection], T], durable: bool) -> None:
+        self.fn = fn
+        self.durable = durable
+        self.done: threading.Event | None = None
+        self.lead = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+
+class _CommitUnknown(Exception):
+    """The connection broke while COMMIT was in flight."""
+
+
+class GroupCommitter:
+    """Runs operations in transactions on ``pool``'s connections, grouping overlapping ones."""
+
+    def __init__(
+        self, pool: ConnectionPool[Connection], on_commit: Callable[[], None] | None = None
+    ) -> None:
+        self._pool = pool
+        self._on_commit = on_commit
+        self._mutex = threading.Lock()
+        self._idle = threading.Condition(self._mutex)
+        self._pending: list[_Op[Any]] = []
+        self._leading = False
+        self._closed = False
+        self.commits = 0
+
+    def submit(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """Run ``fn(conn)`` in the next group transaction and return its result."""
+        op: _Op[T] = _Op(fn, durable)
+        with self._mutex:
+            if self._closed:
+                raise StorageError("the queue database is closed")
+            lead = not self._leading
+            if not lead:
+                op.done = threading.Event()
+            self._pending.append(op)
+            self._leading = True
+        if op.done is not None:
+            op.done.wait()
+            lead = op.lead
+        if lead:
+            self._lead()
+        if isinstance(op.error, psycopg.Error):
+            raise StorageError(f"queue database error: {describe(op.error)}") from op.error
+        if op.error is not None:
+            raise op.error
+        return op.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        with self._mutex:
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        try:
+            self._run_batch(batch)
+        finally:
+            with self._mutex:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    if successor.done is not None:
+                        successor.done.set()
+                else:
+                    self._leading = False
+                    self._idle.notify_all()
+
+    def _run_batch(self, batch: list[_Op[Any]]) -> None:
+        try:
+            for attempt in range(_RETRIES):
+                try:
+                    self._attempt(batch)
+                    return
+                except _RETRYABLE:
+                    continue
+                except psycopg.OperationalError:
+                    if attempt > 0:
+                        raise  # a second broken connection in a row: the server is gone
+            self._attempt(batch)
+        except (psycopg.Error, _CommitUnknown) as exc:
+            error = StorageError(f"queue database error: {describe(exc)}")
+            for op in batch:
+                if op.error is None or isinstance(op.error, psycopg.Error):
+                    op.error = error
+        finally:
+            if self._on_commit is not None and any(op.durable for op in batch):
+                self._on_commit()
+            for op in batch:
+                if op.done is not None:
+                    op.done.set()
+
+    def _attempt(self, batch: list[_Op[Any]]) -> None:
+        """One try: run the group (isolating failures) and commit it."""
+        with self._pool.connection() as conn:
+            try:
+                self._attempt_on(conn, batch)
+            except BaseException:
+                if conn.info.transaction_status in _OPEN:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _attempt_on(self, conn: Connection, batch: list[_Op[Any]]) -> None:
+        for op in batch:
+            op.error = None
+        conn.execute("BEGIN")
+        if not self._run_all(conn, batch):
+            conn.execute("ROLLBACK")
+            if len(batch) == 1:
+                self._raise_if_retryable(batch)
+                return
+            conn.execute("BEGIN")
+            self._run_isolated(conn, batch)
+            self._raise_if_retryable(batch)
+        try:
+            conn.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            raise _CommitUnknown(str(exc)) from exc
+        self.commits += 1
+
+    @staticmethod
+    def _raise_if_retryable(batch: list[_Op[Any]]) -> None:
+        for op in batch:
+            if isinstance(op.error, psycopg.OperationalError):
+                raise op.error
+
+    @staticmethod
+    def _run_all(conn: Connection, batch: list[_Op[Any]]) -> bool:
+        """Run every operation in the open transaction; False as soon as one raises."""
+        for op in batch:
+            try:
+                op.result = op.fn(conn)
+            except BaseException as exc:
+                op.error = exc
+                return False
+        return True
+
+    @staticmethod
+    def _run_isolated(conn: Connection, batch: list[_Op[Any]]) -> None:
+        for op in batch:
+            op.error = None
+            conn.execute("SAVEPOINT op")
+            try:
+                op.result = op.fn(conn)
+            except BaseException as exc:
+                op.error = exc
+                if isinstance(exc, psycopg.OperationalError):
+                    return
+                conn.execute("ROLLBACK TO SAVEPOINT op")
+            conn.execute("RELEASE SAVEPOINT op")
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            while self._leading:
+                self._idle.wait()
+
+
+def describe(exc: BaseException) -> str:
+    """An error's first line: never the connection string (it may hold a password)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
