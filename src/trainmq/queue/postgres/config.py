@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ...errors import ConfigurationError
 
@@ -59,7 +59,7 @@ class PostgresAddress:
                 f"schema {chosen!r} is not a plain lower-case identifier (a-z, 0-9, _)"
             )
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, rest, ""))
+        conninfo = f"postgresql://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
         host = parts.hostname or ""
         user = f"{parts.username}@" if parts.username else ""
         shown_port = f":{port}" if port else ""
