@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...clock import Clock, SystemClock
@@ -96,9 +97,12 @@ class PostgresBackend:
             if durability == "normal":
                 conn.execute("SET synchronous_commit TO off")
 
+        kwargs: dict[str, object] = {"autocommit": True}
+        if "application_name" not in conninfo_to_dict(self.address.conninfo):
+            kwargs["application_name"] = "trainmq"  # what pg_stat_activity shows
         pool: ConnectionPool[Connection] = ConnectionPool(
             self.address.conninfo,
-            kwargs={"autocommit": True, "application_name": "trainmq"},
+            kwargs=kwargs,
             min_size=1,
             max_size=max(1, size),
             configure=configure,
