@@ -45,11 +45,12 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
         envvar="TRAINMQ_DB",
-        help="Queue database file [env: TRAINMQ_DB] (default ./.trainmq/queues.db).",
+        help="Queue database: a file, sqlite:///path or postgresql://user@host/db "
+        "[env: TRAINMQ_DB] (default ./.trainmq/queues.db).",
         show_default=False,
     ),
 ]
@@ -60,8 +61,9 @@ BackendOption = Annotated[
     typer.Option(
         "--backend",
         envvar="TRAINMQ_BACKEND",
-        help="Use a remote SQS endpoint instead of the database: sqs://[REGION] (AWS) or "
-        "http(s)://host:port (e.g. trainmq serve) [env: TRAINMQ_BACKEND].",
+        help="Use a remote SQS endpoint instead of the database: sqs://[REGION] (AWS), "
+        "http(s)://host:port (e.g. trainmq serve) or postgresql://user@host/db "
+        "[env: TRAINMQ_BACKEND].",
         show_default=False,
     ),
 ]
@@ -74,7 +76,7 @@ class CliFailure(Exception):
 
 
 @contextlib.contextmanager
-def _client(db: Path | None, backend: str | None = None) -> Iterator[LocalClient]:
+def _client(db: str | Path | None, backend: str | None = None) -> Iterator[LocalClient]:
     if db is not None and backend is not None:
         raise CliFailure("give either --db or --backend, not both", ExitCode.USAGE)
     try:
