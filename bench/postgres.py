@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from postgres_systems import BATCH, async_opener, drop_schema, sync_opener  # noqa: E402
+from postgres_systems import BATCH, async_opener, drop_schema, sync_opener
 
 SERVER = os.environ.get("TRAINMQ_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SYNC_SYSTEMS = ("trainmq-postgres", "trainmq-sqlite", "floor")

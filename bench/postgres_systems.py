@@ -64,7 +64,9 @@ class TrainmqQueue:
             "Messages", []
         )
         if got:
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ]
             self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)
         return len(got)
 

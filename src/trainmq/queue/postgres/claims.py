@@ -53,6 +53,8 @@ def claim(
         if repeated is not None:
             return repeated
     redrive = queue.redrive()
+    if not queue.fifo and redrive is None:
+        return _claim_standard(conn, queue, request, now_ms, new_token())
     dead_letter = queues.find(conn, redrive[0]) if redrive else None
     visibility_ms = (
         queue.visibility_ms
@@ -81,6 +83,36 @@ def claim(
     if queue.fifo and request.attempt_id and claimed:
         _record_attempt(conn, queue, request.attempt_id, claimed, now_ms)
     return claimed
+
+
+def _claim_standard(
+    conn: Connection, queue: QueueRow, request: ReceiveRequest, now_ms: int, token: bytes
+) -> list[ReceivedMessage]:
+    """A standard queue without a redrive policy: choose, lock and claim in one statement."""
+    visibility_ms = (
+        queue.visibility_ms
+        if request.visibility_timeout is None
+        else request.visibility_timeout * 1000
+    )
+    rows = conn.execute(
+        "UPDATE messages SET visible_at = %(until)s, receive_count = receive_count + 1, "
+        "receipt_token = %(token)s, received_at = %(now)s, "
+        "first_received_at = coalesce(first_received_at, %(now)s) "
+        "WHERE id IN (SELECT id FROM messages WHERE queue_id = %(queue)s "
+        " AND visible_at <= %(now)s AND sent_at > %(cutoff)s "
+        " ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+        f"RETURNING id, {_RETURNING}",
+        {
+            "until": now_ms + visibility_ms,
+            "token": token,
+            "now": now_ms,
+            "queue": queue.id,
+            "cutoff": now_ms - queue.retention_ms,
+            "limit": request.max_messages,
+        },
+    ).fetchall()
+    rows.sort(key=lambda row: int(row[0]))
+    return [_received(row[1:], make_handle(queue.id, int(row[0]), token)) for row in rows]
 
 
 def _standard_candidates(

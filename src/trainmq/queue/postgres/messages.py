@@ -14,7 +14,13 @@ import json
 import uuid
 from collections.abc import Sequence
 
-from ...errors import InvalidParameterValue, MessageNotInflight, ReceiptHandleIsInvalid, SQSError
+from ...errors import (
+    InvalidParameterValue,
+    MessageNotInflight,
+    QueueDoesNotExist,
+    ReceiptHandleIsInvalid,
+    SQSError,
+)
 from .. import limits
 from ..model import MessageAttributeValue, NewMessage, SendResult
 from . import queues
@@ -80,11 +86,30 @@ def _dedup_key(queue: QueueRow, message: NewMessage) -> tuple[str, str]:
     return dedup_id, dedup_id
 
 
+_SEND_STANDARD = (
+    "WITH q AS (SELECT id FROM queues WHERE name = %(name)s), "
+    "inserted AS (INSERT INTO messages (queue_id, message_id, body, md5_of_body, attributes, "
+    " system_attributes, sent_at, visible_at) "
+    " SELECT q.id, m.message_id, m.body, m.md5, m.attributes, m.system_attributes, %(now)s, "
+    "  m.visible_at FROM q, unnest(%(ids)s::text[], %(bodies)s::text[], %(md5s)s::text[], "
+    "  %(attributes)s::text[], %(system)s::text[], %(visible)s::bigint[]) "
+    "  AS m (message_id, body, md5, attributes, system_attributes, visible_at) "
+    " RETURNING 1) "
+    "SELECT (SELECT id FROM q), (SELECT count(*) FROM inserted), pg_notify(%(channel)s, %(name)s)"
+)
+
+
 def send(
     conn: Connection, name: str, batch: Sequence[NewMessage], now_ms: int, channel: str
 ) -> list[SendResult | SQSError]:
-    """Insert the messages and notify long polls (delivered when the transaction commits)."""
-    queue = queues.load(conn, name, lock=name.endswith(".fifo"))
+    """Insert the messages and notify long polls (delivered when the transaction commits).
+
+    A standard queue's send is one statement (find the queue, insert, notify):
+    one round trip besides ``BEGIN`` and ``COMMIT``.
+    """
+    if not name.endswith(".fifo"):
+        return _send_standard(conn, name, batch, now_ms, channel)
+    queue = queues.load(conn, name, lock=True)
     results: list[SendResult | SQSError] = []
     rows: list[tuple[object, ...]] = []
     sequence = queue.next_sequence
@@ -144,6 +169,29 @@ def send(
     if rows:
         notify(conn, channel, name)
     return results
+
+
+def _send_standard(
+    conn: Connection, name: str, batch: Sequence[NewMessage], now_ms: int, channel: str
+) -> list[SendResult | SQSError]:
+    ids = [str(uuid.uuid4()) for _ in batch]
+    found = conn.execute(
+        _SEND_STANDARD,
+        {
+            "name": name,
+            "now": now_ms,
+            "channel": channel,
+            "ids": ids,
+            "bodies": [m.body for m in batch],
+            "md5s": [m.md5_of_body for m in batch],
+            "attributes": [encode_attributes(m.message_attributes) for m in batch],
+            "system": [encode_attributes(m.system_attributes) for m in batch],
+            "visible": [now_ms + m.delay_seconds * 1000 for m in batch],
+        },
+    ).fetchone()
+    if found is None or found[0] is None:
+        raise QueueDoesNotExist()
+    return [_result(message, ids[index], None) for index, message in enumerate(batch)]
 
 
 def notify(conn: Connection, channel: str, name: str) -> None:
