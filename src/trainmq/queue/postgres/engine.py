@@ -23,8 +23,17 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ...clock import Clock, SystemClock
 from ...errors import ConfigurationError, SQSError, StorageError
 from .. import policy
-from ..model import MoveTask, NewMessage, QueueRecord, ReceivedMessage, ReceiveRequest, SendResult
-from . import claims, messages, moves, queues, schema
+from ..model import (
+    MoveTask,
+    NewMessage,
+    PeekedMessage,
+    QueueRecord,
+    ReceivedMessage,
+    ReceiveRequest,
+    SelectedMove,
+    SendResult,
+)
+from . import browse, claims, messages, moves, queues, schema
 from .commit import Connection, GroupCommitter, describe
 from .config import PostgresAddress
 from .listen import Listener
@@ -252,6 +261,29 @@ class PostgresBackend:
         remaining = min(wake_at - self.clock.now(), self._fallback_poll)
         if remaining > 0 and not self._released.is_set():
             self.clock.wait(changed, remaining)
+
+    def peek_messages(
+        self,
+        name: str,
+        *,
+        limit: int = 50,
+        after: int = 0,
+        message_ids: Sequence[str] | None = None,
+    ) -> list[PeekedMessage]:
+        """Messages in send order, read without claiming them: nothing about them changes."""
+        return self._read(
+            lambda c, now: browse.peek(
+                c, name, now, limit=limit, after=after, message_ids=message_ids
+            )
+        )
+
+    def move_messages(
+        self, source: str, message_ids: Sequence[str], destination: str | None = None
+    ) -> list[SelectedMove]:
+        """Move the named messages (each atomically) to ``destination`` or their origin."""
+        return self._write(
+            lambda c, now: browse.move_selected(c, source, message_ids, destination, now)
+        )
 
     def delete_messages(self, name: str, receipt_handles: Sequence[str]) -> list[SQSError | None]:
         return self._write(lambda c, now: messages.delete(c, name, receipt_handles, now))
