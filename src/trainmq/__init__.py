@@ -47,9 +47,11 @@ def client(
     """A boto3-shaped SQS client over the embedded database at ``address``.
 
     ``address`` is ``sqlite:///path/queues.db`` or a path (default
-    ``./.trainmq/queues.db``).  ``durability="full"`` fsyncs every send, delete
-    and visibility change before returning; ``"normal"`` is the explicit
-    opt-out (safe against process crashes, not power loss).
+    ``./.trainmq/queues.db``), or ``postgresql://user@host/db`` for queues that
+    several hosts share (the ``postgres`` extra; see docs/postgres.md).
+    ``durability="full"`` fsyncs every send, delete and visibility change before
+    returning; ``"normal"`` is the explicit opt-out (safe against process
+    crashes, not power loss).
     """
     return LocalClient(
         open_service(
