@@ -39,11 +39,12 @@ _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INER
 
 
 class _Op(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "lead", "result")
+    __slots__ = ("done", "durable", "error", "fn", "lead", "result", "single")
 
-    def __init__(self, fn: Callable[[Connection], T], durable: bool) -> None:
+    def __init__(self, fn: Callable[[Connection], T], durable: bool, single: bool) -> None:
         self.fn = fn
         self.durable = durable
+        self.single = single
         self.done: threading.Event | None = None
         self.lead = False
         self.result: T | None = None
@@ -69,9 +70,17 @@ class GroupCommitter:
         self._closed = False
         self.commits = 0
 
-    def submit(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
-        """Run ``fn(conn)`` in the next group transaction and return its result."""
-        op: _Op[T] = _Op(fn, durable)
+    def submit(
+        self, fn: Callable[[Connection], T], *, durable: bool = True, single: bool = False
+    ) -> T:
+        """Run ``fn(conn)`` in the next group transaction and return its result.
+
+        ``single``: ``fn`` writes with one statement (after any reads), so when it is
+        alone in its group it runs without ``BEGIN``/``COMMIT``: the statement commits
+        itself, saving a round trip.  Such an operation is not retried when the
+        connection breaks, since whether its statement committed is unknown.
+        """
+        op: _Op[T] = _Op(fn, durable, single)
         with self._mutex:
             if self._closed:
                 raise StorageError("the queue database is closed")
@@ -135,11 +144,27 @@ class GroupCommitter:
         """One try: run the group (isolating failures) and commit it."""
         with self._pool.connection() as conn:
             try:
+                if len(batch) == 1 and batch[0].single:
+                    self._run_alone(conn, batch[0])
+                    return
                 self._attempt_on(conn, batch)
             except BaseException:
                 if conn.info.transaction_status in _OPEN:
                     conn.execute("ROLLBACK")
                 raise
+
+    def _run_alone(self, conn: Connection, op: _Op[Any]) -> None:
+        op.error = None
+        try:
+            op.result = op.fn(conn)
+        except _RETRYABLE:
+            raise
+        except psycopg.OperationalError as exc:
+            raise _CommitUnknown(str(exc)) from exc
+        except BaseException as exc:
+            op.error = exc
+            return
+        self.commits += 1
 
     def _attempt_on(self, conn: Connection, batch: list[_Op[Any]]) -> None:
         """Run the group in pipeline mode: ``BEGIN`` travels with the first statement and

@@ -130,8 +130,12 @@ class PostgresBackend:
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
-    def _write(self, fn: Callable[[Connection, int], T], *, durable: bool = True) -> T:
-        return self._committer.submit(lambda conn: fn(conn, self._now_ms()), durable=durable)
+    def _write(
+        self, fn: Callable[[Connection, int], T], *, durable: bool = True, single: bool = False
+    ) -> T:
+        return self._committer.submit(
+            lambda conn: fn(conn, self._now_ms()), durable=durable, single=single
+        )
 
     def _read(self, fn: Callable[[Connection, int], T]) -> T:
         """A read outside the group: it neither waits for writers nor holds them up."""
@@ -215,7 +219,10 @@ class PostgresBackend:
 
     # -- messages ---------------------------------------------------------------------------
     def send_messages(self, name: str, batch: Sequence[NewMessage]) -> list[SendResult | SQSError]:
-        return self._write(lambda c, now: messages.send(c, name, batch, now, self._channel))
+        return self._write(
+            lambda c, now: messages.send(c, name, batch, now, self._channel),
+            single=messages.sends_in_one_statement(name),
+        )
 
     def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
         def claim() -> list[ReceivedMessage]:

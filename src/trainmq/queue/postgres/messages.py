@@ -36,6 +36,7 @@ __all__ = [
     "encode_attributes",
     "next_visible_at",
     "send",
+    "sends_in_one_statement",
     "sweep",
 ]
 
@@ -107,7 +108,7 @@ def send(
     A standard queue's send is one statement (find the queue, insert, notify):
     one round trip besides ``BEGIN`` and ``COMMIT``.
     """
-    if not name.endswith(".fifo"):
+    if sends_in_one_statement(name):
         return _send_standard(conn, name, batch, now_ms, channel)
     queue = queues.load(conn, name, lock=True)
     results: list[SendResult | SQSError] = []
@@ -169,6 +170,12 @@ def send(
     if rows:
         notify(conn, channel, name)
     return results
+
+
+def sends_in_one_statement(name: str) -> bool:
+    """Whether a send to ``name`` is one statement: standard queues (FIFO queues, whose
+    names end in ``.fifo``, also lock the queue and check deduplication)."""
+    return not name.endswith(".fifo")
 
 
 def _send_standard(
