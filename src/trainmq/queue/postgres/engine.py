@@ -221,7 +221,7 @@ class PostgresBackend:
     def send_messages(self, name: str, batch: Sequence[NewMessage]) -> list[SendResult | SQSError]:
         return self._write(
             lambda c, now: messages.send(c, name, batch, now, self._channel),
-            single=messages.sends_in_one_statement(name),
+            single=messages.one_statement(name),
         )
 
     def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
@@ -293,7 +293,10 @@ class PostgresBackend:
         )
 
     def delete_messages(self, name: str, receipt_handles: Sequence[str]) -> list[SQSError | None]:
-        return self._write(lambda c, now: messages.delete(c, name, receipt_handles, now))
+        return self._write(
+            lambda c, now: messages.delete(c, name, receipt_handles, now),
+            single=messages.one_statement(name),
+        )
 
     def change_visibility(
         self, name: str, changes: Sequence[tuple[str, int]]

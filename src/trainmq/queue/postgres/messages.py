@@ -35,8 +35,8 @@ __all__ = [
     "delete",
     "encode_attributes",
     "next_visible_at",
+    "one_statement",
     "send",
-    "sends_in_one_statement",
     "sweep",
 ]
 
@@ -108,7 +108,7 @@ def send(
     A standard queue's send is one statement (find the queue, insert, notify):
     one round trip besides ``BEGIN`` and ``COMMIT``.
     """
-    if sends_in_one_statement(name):
+    if one_statement(name):
         return _send_standard(conn, name, batch, now_ms, channel)
     queue = queues.load(conn, name, lock=True)
     results: list[SendResult | SQSError] = []
@@ -172,9 +172,10 @@ def send(
     return results
 
 
-def sends_in_one_statement(name: str) -> bool:
-    """Whether a send to ``name`` is one statement: standard queues (FIFO queues, whose
-    names end in ``.fifo``, also lock the queue and check deduplication)."""
+def one_statement(name: str) -> bool:
+    """Whether a send or delete on ``name`` is one statement: on standard queues (FIFO
+    queues, whose names end in ``.fifo``, also lock the queue and check deduplication
+    or handle expiry)."""
     return not name.endswith(".fifo")
 
 
@@ -233,6 +234,47 @@ def _expired(handle: str) -> InvalidParameterValue:
     )
 
 
+_DELETE_STANDARD = (
+    "WITH q AS (SELECT id FROM queues WHERE name = %(name)s), "
+    "deleted AS (DELETE FROM messages m USING q, "
+    " unnest(%(queues)s::bigint[], %(ids)s::bigint[], %(tokens)s::bytea[]) AS d (qid, id, token) "
+    " WHERE m.id = d.id AND m.queue_id = q.id AND d.qid = q.id AND m.receipt_token = d.token "
+    " RETURNING 1) "
+    "SELECT (SELECT id FROM q), (SELECT count(*) FROM deleted)"
+)
+
+
+def _delete_standard(conn: Connection, name: str, handles: Sequence[str]) -> list[SQSError | None]:
+    """A standard queue's delete in one statement (find the queue, delete by handle)."""
+    results: list[SQSError | None] = []
+    parsed: list[tuple[int, int, int, bytes, str]] = []
+    for index, handle in enumerate(handles):
+        try:
+            queue_id, row_id, token = parse_handle(handle)
+        except SQSError as exc:
+            results.append(exc)
+            continue
+        parsed.append((index, queue_id, row_id, token, handle))
+        results.append(None)
+    found = conn.execute(
+        _DELETE_STANDARD,
+        {
+            "name": name,
+            "queues": [p[1] for p in parsed],
+            "ids": [p[2] for p in parsed],
+            "tokens": [p[3] for p in parsed],
+        },
+    ).fetchone()
+    if found is None or found[0] is None:
+        raise QueueDoesNotExist()
+    for index, queue_id, _, _, handle in parsed:
+        if queue_id != found[0]:  # another queue's handle: it deleted nothing here
+            results[index] = ReceiptHandleIsInvalid(
+                f'The input receipt handle "{handle}" is not a valid receipt handle.'
+            )
+    return results
+
+
 def delete(
     conn: Connection, name: str, handles: Sequence[str], now_ms: int
 ) -> list[SQSError | None]:
@@ -243,6 +285,8 @@ def delete(
     ended, or that a newer delivery replaced, fails with "The receipt handle has
     expired." as SQS answers.  The handle of a message already deleted succeeds.
     """
+    if one_statement(name):
+        return _delete_standard(conn, name, handles)
     queue = queues.load(conn, name)
     results: list[SQSError | None] = []
     wanted: list[tuple[int, int, bytes, str]] = []
