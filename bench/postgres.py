@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from postgres_systems import BATCH, async_opener, drop_schema, sync_opener
+from postgres_systems import BATCH, TrainmqQueue, async_opener, drop_schema, sync_opener
 
 SERVER = os.environ.get("TRAINMQ_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SYNC_SYSTEMS = ("trainmq-postgres", "trainmq-sqlite", "floor")
@@ -63,8 +63,10 @@ def _sync_scenario(open_queue: Callable[[str, bool], Any], scenario: str, n: int
             for start in range(0, n, BATCH):
                 queue.send_batch(bodies[start : start + BATCH])
         elif scenario == "consumers_4":
-            shares = queue if not hasattr(queue, "conn") else None
-            extra = [shares or open_queue(schema, False) for _ in range(CONSUMERS)]
+            # trainmq: one client for the four threads, as `trainmq worker --concurrency 4`
+            # runs; the floor: a connection per consumer.
+            shared = queue if isinstance(queue, TrainmqQueue) else None
+            extra = [shared or open_queue(schema, False) for _ in range(CONSUMERS)]
             _threads([lambda q=q: _drain(q.receive_delete) for q in extra])
         else:
             step = queue.receive_delete if scenario == "receive_delete_1" else (
@@ -73,8 +75,9 @@ def _sync_scenario(open_queue: Callable[[str, bool], Any], scenario: str, n: int
             _drain(step)
         elapsed = time.perf_counter() - started
     finally:
-        for other in {id(q): q for q in extra if q is not queue}.values():
-            other.close()
+        for other in extra:
+            if other is not queue:
+                other.close()
         queue.close()
         drop_schema(SERVER, schema)
     return n / elapsed

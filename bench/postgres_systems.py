@@ -5,8 +5,8 @@ the server's default durability (``synchronous_commit = on``), except the
 SQLite engine, which works in a file with ``durability="full"``.  Every call
 handles messages and says how many; the 4-consumer scenario calls
 ``receive_delete`` from four threads (sync adapters) or four tasks (async ones),
-each peer task with a connection of its own, trainmq's threads sharing one
-client as ``trainmq worker --concurrency 4`` does.
+each peer consumer and floor consumer with a connection of its own, trainmq's
+four threads sharing one client, as ``trainmq worker --concurrency 4`` runs.
 """
 
 from __future__ import annotations

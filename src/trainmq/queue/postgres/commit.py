@@ -1,11 +1,15 @@
 """Group commit on PostgreSQL: callers that overlap share one transaction.
 
-As in the SQLite engine, the first caller to arrive while no transaction runs
-becomes the *leader*: it takes every operation queued at that moment, runs them
-in one transaction on a pooled connection and commits once; callers arriving
-meanwhile form the next group.  Every caller returns only after the transaction
-holding its operation has committed, so a returned send is durable to the
-degree the server's ``synchronous_commit`` promises.
+As in the SQLite engine, a caller that arrives while fewer than
+``max_leaders`` transactions run becomes a *leader*: it runs its operation in a
+transaction on a pooled connection of its own.  Callers arriving while every
+leader is busy queue up; when a leader is done it hands everything queued to
+the oldest waiting caller, who runs it all in one transaction and commits
+once.  So up to ``max_leaders`` callers proceed in parallel (PostgreSQL groups
+their WAL flushes), and beyond that about N waiting operations share a commit.
+Every caller returns only after the transaction holding its operation has
+committed, so a returned send is durable to the degree the server's
+``synchronous_commit`` promises.
 
 If an operation raises, the group is rolled back and run again with each
 operation in its own savepoint, so only the failing one fails.  A deadlock or
@@ -39,14 +43,14 @@ _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INER
 
 
 class _Op(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "lead", "result", "single")
+    __slots__ = ("done", "durable", "error", "fn", "handoff", "result", "single")
 
     def __init__(self, fn: Callable[[Connection], T], durable: bool, single: bool) -> None:
         self.fn = fn
         self.durable = durable
         self.single = single
         self.done: threading.Event | None = None
-        self.lead = False
+        self.handoff: list[_Op[Any]] | None = None  # the group this caller is to lead
         self.result: T | None = None
         self.error: BaseException | None = None
 
@@ -59,14 +63,19 @@ class GroupCommitter:
     """Runs operations in transactions on ``pool``'s connections, grouping overlapping ones."""
 
     def __init__(
-        self, pool: ConnectionPool[Connection], on_commit: Callable[[], None] | None = None
+        self,
+        pool: ConnectionPool[Connection],
+        on_commit: Callable[[], None] | None = None,
+        *,
+        max_leaders: int = 1,
     ) -> None:
         self._pool = pool
         self._on_commit = on_commit
+        self._max_leaders = max(1, max_leaders)
         self._mutex = threading.Lock()
         self._idle = threading.Condition(self._mutex)
         self._pending: list[_Op[Any]] = []
-        self._leading = False
+        self._leaders = 0
         self._closed = False
         self.commits = 0
 
@@ -75,45 +84,54 @@ class GroupCommitter:
     ) -> T:
         """Run ``fn(conn)`` in the next group transaction and return its result.
 
-        ``single``: ``fn`` writes with one statement (after any reads), so when it is
-        alone in its group it runs without ``BEGIN``/``COMMIT``: the statement commits
-        itself, saving a round trip.  Such an operation is not retried when the
-        connection breaks, since whether its statement committed is unknown.
+        Up to ``max_leaders`` groups run at once, each on its own pooled connection;
+        callers beyond that wait and form the next group.  ``single``: ``fn`` writes
+        with one statement (after any reads), so when it is alone in its group it
+        runs without ``BEGIN``/``COMMIT``: the statement commits itself, saving a
+        round trip.  Such an operation is not retried when the connection breaks,
+        since whether its statement committed is unknown.
         """
         op: _Op[T] = _Op(fn, durable, single)
+        batch: list[_Op[Any]] | None = None
         with self._mutex:
             if self._closed:
                 raise StorageError("the queue database is closed")
-            lead = not self._leading
-            if not lead:
-                op.done = threading.Event()
             self._pending.append(op)
-            self._leading = True
-        if op.done is not None:
+            if self._leaders < self._max_leaders:
+                # Nobody waits while a leader slot is free, so the group is this op alone.
+                self._leaders += 1
+                batch = self._take()
+            else:
+                op.done = threading.Event()
+        if batch is None and op.done is not None:
             op.done.wait()
-            lead = op.lead
-        if lead:
-            self._lead()
+            batch = op.handoff
+        if batch is not None:
+            self._lead(batch)
         if isinstance(op.error, psycopg.Error):
             raise StorageError(f"queue database error: {describe(op.error)}") from op.error
         if op.error is not None:
             raise op.error
         return op.result  # type: ignore[return-value]
 
-    def _lead(self) -> None:
-        with self._mutex:
-            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+    def _take(self) -> list[_Op[Any]]:
+        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        return batch
+
+    def _lead(self, batch: list[_Op[Any]]) -> None:
+        """Run ``batch``; then hand the next group to its oldest caller, or step down."""
         try:
             self._run_batch(batch)
         finally:
             with self._mutex:
                 if self._pending:
-                    successor = self._pending[0]
-                    successor.lead = True
+                    group = self._take()
+                    successor = group[0]
+                    successor.handoff = group
                     if successor.done is not None:
                         successor.done.set()
                 else:
-                    self._leading = False
+                    self._leaders -= 1
                     self._idle.notify_all()
 
     def _run_batch(self, batch: list[_Op[Any]]) -> None:
@@ -252,7 +270,7 @@ class GroupCommitter:
             if self._closed:
                 return
             self._closed = True
-            while self._leading:
+            while self._leaders:
                 self._idle.wait()
 
 

@@ -51,8 +51,9 @@ class PostgresBackend:
     ``durability="full"`` (default) commits as the server's ``synchronous_commit``
     says (on a default server: flushed to disk, and to synchronous standbys if
     any); ``"normal"`` sets ``synchronous_commit = off`` for this backend's
-    sessions.  ``fallback_poll`` bounds how late a long poll notices a message
-    whose notification was lost.
+    sessions.  ``pool_size`` transactions of this process run at once (more
+    callers share them, group commit); ``fallback_poll`` bounds how late a long
+    poll notices a message whose notification was lost.
     """
 
     def __init__(
@@ -94,7 +95,9 @@ class PostgresBackend:
         except BaseException:
             self._pool.close()
             raise
-        self._committer = GroupCommitter(self._pool, on_commit=lambda: self._wake(""))
+        self._committer = GroupCommitter(
+            self._pool, on_commit=lambda: self._wake(""), max_leaders=pool_size
+        )
 
     # -- connections ------------------------------------------------------------------------
     def _open_pool(self, size: int, timeout: float) -> ConnectionPool[Connection]:
@@ -113,7 +116,7 @@ class PostgresBackend:
             self.address.conninfo,
             kwargs=kwargs,
             min_size=1,
-            max_size=max(1, size),
+            max_size=max(1, size) + 2,  # a connection per leader, and two for reads
             configure=configure,
             open=False,
             name="trainmq",
