@@ -36,7 +36,8 @@ def require_postgres() -> str:
     """The server's URL; fails on CI and skips elsewhere when the server is down."""
     url = server_url()
     if not _reachable(url):
-        message = f"PostgreSQL is not reachable at {urlsplit(url).netloc}"
+        parts = urlsplit(url)
+        message = f"PostgreSQL is not reachable at {parts.hostname}:{parts.port or 5432}"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message + " (CI must run it: .ci/run starts it)")
         pytest.skip(message)
