@@ -47,10 +47,12 @@ def client(
     """A boto3-shaped SQS client over the embedded database at ``address``.
 
     ``address`` is ``sqlite:///relative/queues.db``, ``sqlite:////absolute/queues.db``
-    (SQLAlchemy's convention), a path (default ``./.trainmq/queues.db``), or a remote
-    endpoint: ``http(s)://host:port`` or ``sqs://[REGION]``.  ``durability="full"``
-    fsyncs every send, delete and visibility change before returning; ``"normal"`` is the explicit
-    opt-out (safe against process crashes, not power loss).
+    (SQLAlchemy's convention), a path (default ``./.trainmq/queues.db``),
+    ``postgresql://user@host/db`` for queues that several hosts share (the ``postgres``
+    extra; see docs/postgres.md), or a remote endpoint: ``http(s)://host:port`` or
+    ``sqs://[REGION]``.  ``durability="full"`` fsyncs every send, delete and visibility
+    change before returning; ``"normal"`` is the explicit opt-out (safe against process
+    crashes, not power loss).
     """
     return LocalClient(
         open_service(

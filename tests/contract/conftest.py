@@ -9,7 +9,8 @@ The suite encodes what the AWS SQS documentation promises. Each test takes the
   same fake clock (each test swaps in a fresh database);
 * ``remote`` -- ``trainmq.client("http://...")``: trainmq's own SQS client backend
   (``trainmq.queue.sqs``) talking to that server;
-* ``moto`` -- moto's SQS server, an independent implementation, on real time.
+* ``moto`` -- moto's SQS server, an independent implementation, on real time;
+* ``postgres`` -- the PostgreSQL backend in a fresh schema, on the fake clock.
 
 Tests that jump minutes or hours ahead take ``sqs_clock`` instead, which only
 runs on backends with a fake clock. A case where moto departs from AWS is
@@ -31,8 +32,8 @@ from typing import Any
 
 import pytest
 
-BACKENDS = ["sqlite", "server", "remote", "moto"]
-FAKE_TIME_BACKENDS = ["sqlite", "server", "remote"]
+BACKENDS = ["sqlite", "server", "remote", "moto", "postgres"]
+FAKE_TIME_BACKENDS = ["sqlite", "server", "remote", "postgres"]
 REGION = "us-east-1"
 
 
@@ -287,9 +288,32 @@ def _server_backend(
     )
 
 
+def _postgres_backend(request: pytest.FixtureRequest, real_time: bool) -> Backend:
+    import trainmq
+    from tests.postgres.support import fresh_schema
+    from trainmq.clock import FakeClock, SystemClock
+
+    schema = fresh_schema()
+    address = schema.__enter__()
+    request.addfinalizer(lambda: schema.__exit__(None, None, None))
+    clock: Any = SystemClock() if real_time else FakeClock()
+    client = trainmq.client(address, clock=clock)
+    request.addfinalizer(client.close)
+    return Backend(
+        name="postgres",
+        client=client,
+        fake_time=not real_time,
+        now=clock.now,
+        _advance=time.sleep if real_time else clock.advance,
+        _request=request,
+    )
+
+
 def _make_backend(request: pytest.FixtureRequest, tmp_path: Path, real_time: bool) -> Backend:
     if request.param == "moto":
         return _moto_backend(request)
+    if request.param == "postgres":
+        return _postgres_backend(request, real_time)
     if request.param in ("server", "remote"):
         return _server_backend(
             request, tmp_path / "queues.db", real_time, remote=request.param == "remote"

@@ -21,9 +21,10 @@ def sqs(tmp_path: Path) -> Iterator[LocalClient]:
         yield client
 
 
-def _engine(sqs: LocalClient) -> SqliteBackend:
+def _engine(sqs: LocalClient) -> MessageBrowser:
+    """The backend under test (the PostgreSQL suite runs these tests on its backend too)."""
     backend = sqs.service.backend
-    assert isinstance(backend, SqliteBackend)
+    assert isinstance(backend, SqliteBackend | MessageBrowser)
     return backend
 
 

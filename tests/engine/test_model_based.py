@@ -87,7 +87,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.directory = tempfile.mkdtemp(prefix="trainmq-model-")
         self.clock = FakeClock()
         self.start = self.clock.now()
-        self.client = trainmq.client(str(Path(self.directory) / "queues.db"), clock=self.clock)
+        self.client = self.open_client()
         self.sent = 0
         self.seen_ids: set[str] = set()
         attributes = {"VisibilityTimeout": str(DEFAULT_VISIBILITY)}
@@ -104,6 +104,10 @@ class QueueMachine(RuleBasedStateMachine):
         self.url = self._create_queue("model", attributes)
         limit = MAX_RECEIVE_COUNT if self.redrive else None
         self.model = ModelQueue(DEFAULT_VISIBILITY, limit, self.dead_letter)
+
+    def open_client(self) -> Any:
+        """The backend under test (other backends' suites override this)."""
+        return trainmq.client(str(Path(self.directory) / "queues.db"), clock=self.clock)
 
     def _create_queue(self, name: str, attributes: dict[str, str]) -> str:
         url: str = self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]

@@ -23,7 +23,7 @@ from rich.markup import escape
 from .. import __version__
 from ..errors import ConfigurationError, QueueDoesNotExist, SQSError, StorageError
 from ..queue import LocalClient, open_service
-from ..queue.client import sqlite_path
+from ..queue.client import is_postgres_address, sqlite_path
 from .exit_codes import ExitCode
 
 __all__ = [
@@ -86,7 +86,8 @@ DbOption = Annotated[
         "--db",
         envvar="TRAINMQ_DB",
         metavar="PATH",
-        help="Queue database: a path or sqlite:///relative/path (default ./.trainmq/queues.db).",
+        help="Queue database: a path, sqlite:///relative/path or postgresql://user@host/db "
+        "(default ./.trainmq/queues.db).",
         show_default=False,
     ),
 ]
@@ -97,8 +98,8 @@ BackendOption = Annotated[
         "--backend",
         envvar="TRAINMQ_BACKEND",
         metavar="URL",
-        help="Use a remote SQS endpoint instead of the database: sqs://[REGION] (AWS) or "
-        "http(s)://host:port (e.g. trainmq serve).",
+        help="Use a remote SQS endpoint instead of the database: sqs://[REGION] (AWS), "
+        "http(s)://host:port (e.g. trainmq serve) or postgresql://user@host/db.",
         show_default=False,
     ),
 ]
@@ -140,7 +141,8 @@ def client_for(
     """
     if db is not None and backend is not None:
         raise CliFailure("give either --db or --backend, not both", ExitCode.USAGE)
-    path = sqlite_path(db) if backend is None else None
+    address = backend if backend is not None else db
+    path = None if backend is not None or is_postgres_address(db) else sqlite_path(db)
     if path is not None and not create and not path.exists():
         raise CliFailure(
             f"no queue database at {path} (check --db or TRAINMQ_DB; "
@@ -148,7 +150,7 @@ def client_for(
             ExitCode.NO_DATABASE,
         )
     try:
-        client = LocalClient(open_service(backend if backend is not None else path))
+        client = LocalClient(open_service(address if path is None else path))
     except ImportError as exc:
         raise missing_extra(exc, "a remote --backend", "aws") from exc
     except StorageError as exc:

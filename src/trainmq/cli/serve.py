@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import ConfigurationError
-from ..queue.client import sqlite_path
+from ..queue.client import describe_address, is_postgres_address, sqlite_path
 from ..store import StoreError
 from .app import CliFailure, DbOption, app, err, missing_extra, run_command
 from .exit_codes import ExitCode
@@ -100,7 +100,7 @@ def serve_command(
         config = ServerConfig(
             host=host,
             port=port,
-            db=None if db is None else sqlite_path(db),
+            db=db if db is None or is_postgres_address(db) else sqlite_path(db),
             credentials=credentials,
             region=region,
             account_id=account_id,
@@ -164,7 +164,7 @@ def _banner(
         auth = "none: any credentials are accepted (loopback only)"
     lines = [
         f"trainmq serving SQS on {base}",
-        f"  database: {sqlite_path(config.db)}",
+        f"  database: {describe_address(config.db)}",
         f"  auth: {auth}",
     ]
     if console:

@@ -9,6 +9,7 @@ a ``botocore.exceptions.ClientError`` with ``response["Error"]["Code"]``).
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from ..clock import Clock
 from ..errors import ConfigurationError, SQSError
+from .backend import QueueBackend
 from .boto_compat import (
     PAGINATED,
     Paginator,
@@ -27,10 +29,17 @@ from .boto_compat import (
 )
 from .service import ACTIONS, SQSService, _snake
 
-__all__ = ["LocalClient", "open_service", "sqlite_path"]
+__all__ = [
+    "LocalClient",
+    "describe_address",
+    "is_postgres_address",
+    "open_service",
+    "sqlite_path",
+]
 
 DEFAULT_DB = Path(".trainmq") / "queues.db"
 _REMOTE_SCHEMES = ("sqs", "http", "https")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def sqlite_path(address: str | Path | None) -> Path:
@@ -76,7 +85,13 @@ def open_service(
 
     ``sqlite:///path`` or a plain path: the embedded engine.  ``sqs://[REGION]``:
     Amazon SQS.  ``http(s)://host:port``: any SQS-compatible endpoint.
+    ``postgresql://user@host/db``: the PostgreSQL backend (many hosts, one database).
     """
+    if is_postgres_address(address):
+        assert isinstance(address, str)
+        return SQSService(
+            _postgres(address, clock, durability, region, account_id), endpoint=endpoint
+        )
     if isinstance(address, str) and address.split("://", 1)[0] in _REMOTE_SCHEMES:
         if clock is not None:
             raise ConfigurationError("a clock can only be given to the embedded backend")
@@ -99,6 +114,34 @@ def open_service(
         account_id=account_id,
     )
     return SQSService(backend, endpoint=endpoint)
+
+
+def is_postgres_address(address: object) -> bool:
+    """Whether ``address`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return isinstance(address, str) and address.split("://", 1)[0].lower() in _POSTGRES_SCHEMES
+
+
+def describe_address(address: str | Path | None) -> str:
+    """Where the queues are, for people: the database file, or a PostgreSQL address with its
+    password (if the URL holds one) masked."""
+    if is_postgres_address(address):
+        return re.sub(r"^([^:]+://[^:@/]*):[^@/]*@", r"\1:***@", str(address))
+    return str(sqlite_path(address))
+
+
+def _postgres(
+    address: str, clock: Clock | None, durability: str, region: str, account_id: str
+) -> QueueBackend:
+    """The PostgreSQL backend, imported only when asked for (its driver is an extra)."""
+    try:
+        from .postgres import PostgresBackend
+    except ImportError as exc:
+        raise ConfigurationError(
+            "postgresql:// addresses need the PostgreSQL driver: pip install 'trainmq[postgres]'"
+        ) from exc
+    return PostgresBackend(
+        address, clock=clock, durability=durability, region=region, account_id=account_id
+    )
 
 
 class LocalClient:

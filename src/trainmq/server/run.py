@@ -29,7 +29,7 @@ log = logging.getLogger("trainmq.server")
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 9324
-    db: Path | None = None
+    db: str | Path | None = None  # a file, sqlite:///path or postgresql://...
     credentials: Path | None = None
     region: str = "us-east-1"
     account_id: str = "000000000000"

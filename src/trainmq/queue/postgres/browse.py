@@ -1,0 +1,114 @@
+"""Browsing messages without receiving them, and moving hand-picked ones.
+
+``peek`` is a plain read: it changes neither visibility nor receive counts, so
+looking at a queue never disturbs its consumers.  ``move_selected`` moves the
+chosen messages of a dead-letter queue back to where they came from, each one
+leaving its queue and entering the destination in the same transaction: a
+crash leaves it in exactly one of the two, never in none and never in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..model import PeekedMessage, SelectedMove
+from . import queues
+from .commit import Connection
+from .messages import decode_attributes
+from .moves import declared_source, move_row
+
+__all__ = ["move_selected", "peek"]
+
+_COLUMNS = (
+    "id, message_id, body, attributes, sent_at, receive_count, first_received_at, visible_at, "
+    "received_at, group_id, dead_letter_source"
+)
+
+
+def _state(visible_at: int, received_at: int | None, now_ms: int) -> str:
+    if visible_at <= now_ms:
+        return "visible"
+    return "delayed" if received_at is None else "in flight"
+
+
+def peek(
+    conn: Connection,
+    name: str,
+    now_ms: int,
+    *,
+    limit: int,
+    after: int = 0,
+    message_ids: Sequence[str] | None = None,
+) -> list[PeekedMessage]:
+    """Up to ``limit`` unexpired messages in send order, after position ``after``;
+    only those named in ``message_ids`` when it is given."""
+    queue = queues.load(conn, name)
+    params: dict[str, object] = {
+        "queue": queue.id,
+        "cutoff": now_ms - queue.retention_ms,
+        "after": after,
+        "limit": limit,
+        "ids": list(message_ids or []),
+    }
+    only = " AND message_id = ANY(%(ids)s)" if message_ids is not None else ""
+    if message_ids is not None and not message_ids:
+        return []
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM messages WHERE queue_id = %(queue)s AND sent_at > %(cutoff)s "
+        f"AND id > %(after)s{only} ORDER BY id LIMIT %(limit)s",
+        params,
+    ).fetchall()
+    return [
+        PeekedMessage(
+            position=int(row[0]),
+            message_id=row[1],
+            body=row[2],
+            message_attributes=decode_attributes(row[3]),
+            sent_at=int(row[4]),
+            receive_count=int(row[5]),
+            first_received_at=None if row[6] is None else int(row[6]),
+            visible_at=int(row[7]),
+            state=_state(int(row[7]), row[8], now_ms),
+            group_id=row[9],
+            dead_letter_source=row[10],
+        )
+        for row in rows
+    ]
+
+
+def move_selected(
+    conn: Connection,
+    source: str,
+    message_ids: Sequence[str],
+    destination: str | None,
+    now_ms: int,
+) -> list[SelectedMove]:
+    """Move each named message of ``source`` to ``destination`` (None: the queue it was
+    dead-lettered from).  Messages in flight stay: a consumer is working on them."""
+    queue = queues.load(conn, source)
+    fixed_target = queues.load(conn, destination) if destination is not None else None
+    outcomes = []
+    for message_id in dict.fromkeys(message_ids):  # each once, in the order given
+        row = conn.execute(
+            "SELECT id, visible_at, received_at, dead_letter_source, attributes FROM messages "
+            "WHERE queue_id = %s AND message_id = %s AND sent_at > %s FOR UPDATE",
+            (queue.id, message_id, now_ms - queue.retention_ms),
+        ).fetchone()
+        if row is None:
+            outcomes.append(SelectedMove(message_id, False, reason="not in the queue"))
+            continue
+        row_id, visible_at, received_at, recorded_arn, attributes = row
+        origin_arn = recorded_arn or declared_source(attributes)
+        if _state(visible_at, received_at, now_ms) == "in flight":
+            outcomes.append(SelectedMove(message_id, False, reason="in flight"))
+            continue
+        target = fixed_target
+        if target is None and origin_arn:
+            target = queues.find(conn, str(origin_arn).rsplit(":", 1)[-1])
+        if target is None:
+            reason = "its source queue no longer exists" if origin_arn else "no source queue"
+            outcomes.append(SelectedMove(message_id, False, reason=reason))
+            continue
+        move_row(conn, row_id, target, now_ms)
+        outcomes.append(SelectedMove(message_id, True, destination=target.name))
+    return outcomes
