@@ -126,6 +126,15 @@ class TrainRequest(_Message):
     checkpoint_uri: Uri
     output_uri: Uri
     checkpoint_every: int = Field(50, ge=1)
+    checkpoint_seconds: float | None = Field(
+        None, gt=0, description="also checkpoint when this much time passed since the last"
+    )
+    keep_last: int | None = Field(
+        None, ge=1, description="keep only the newest N checkpoints (default: all)"
+    )
+    keep_every: int | None = Field(
+        None, ge=1, description="with keep_last: also keep the checkpoints of every K-th step"
+    )
 
 
 class EvaluateRequest(_Message):
@@ -146,7 +155,7 @@ class TrainingEvent(_Message):
     run_id: Identifier
     event: Literal[
         "started", "resumed", "attached", "progress", "checkpoint", "completed", "evaluated",
-        "failed",
+        "failed", "superseded", "released",
     ]
     attempt: int = Field(1, ge=1)
     at: float | None = Field(None, description="Unix time the event happened")
