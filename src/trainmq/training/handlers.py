@@ -337,7 +337,7 @@ def _completed(request: TrainRequest, result: Any, publish: Publisher) -> None:
         total_steps=result.steps,
         tokens=result.tokens,
         train_loss=result.train_loss,
-        val_loss=result.val_loss,
+        val_loss=result.val_loss_estimate,
         checkpoint_uri=result.checkpoints[-1],
         message=f"weights sha256 {result.weights_sha256}",
     )

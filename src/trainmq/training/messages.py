@@ -163,7 +163,11 @@ class TrainingEvent(_Message):
     total_steps: int | None = Field(None, ge=0)
     tokens: int | None = Field(None, ge=0, description="tokens trained on so far")
     train_loss: float | None = None
-    val_loss: float | None = None
+    val_loss: float | None = Field(
+        None,
+        description="trainer events: an estimate from a few random validation batches; "
+        "'evaluated': the evaluate stage's loss over the whole validation split",
+    )
     checkpoint_uri: Uri | None = None
     message: str | None = Field(None, max_length=4096)
 

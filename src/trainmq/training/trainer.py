@@ -56,7 +56,9 @@ class TrainResult:
     steps: int
     weights_sha256: str
     train_loss: float
-    val_loss: float
+    #: The trainer's estimate from a few random validation batches (the evaluate stage's
+    #: report has the loss over the whole validation split).
+    val_loss_estimate: float
     tokens: int
     resumed_from: int | None
     checkpoints: list[str] = field(default_factory=list)
@@ -349,6 +351,9 @@ class Trainer:
         model = GPT(request.model, manifest.vocab_size).to(device)
         optimizer = self._optimizer(model)
         first = self._resume(model, optimizer, device)
+        if self.fence is not None:  # the current attempt: what killed writes left is junk
+            self.fence.check()
+            self.checkpoints.remove_unmarked()
         self.beat()
         checkpoints = [
             uri_of(self.store, self.checkpoints.directory(s))
@@ -367,7 +372,7 @@ class Trainer:
             steps=step,
             weights_sha256=weights_sha256(model),
             train_loss=train_loss,
-            val_loss=val_loss,
+            val_loss_estimate=val_loss,
             tokens=step * opt.batch_size * request.model.context,
             resumed_from=first if first else None,
             checkpoints=checkpoints,
