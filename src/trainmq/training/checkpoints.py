@@ -245,10 +245,14 @@ class AsyncCheckpointer:
         self.blocked_seconds += blocked
         return blocked
 
-    def wait(self) -> None:
-        """Wait for the save in flight; raise its error, if it failed."""
+    def wait(self, progress: Callable[[], None] | None = None) -> None:
+        """Wait for the save in flight (calling ``progress`` now and then: a long write is
+        progress too); raise its error, if it failed."""
         if self._thread is not None:
-            self._thread.join()
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+                if progress is not None:
+                    progress()
             self._thread = None
         if self._error is not None:
             error, self._error = self._error, None

@@ -216,7 +216,7 @@ class Trainer:
         self.durability_seconds += self.writer.submit(step, self._state(model, optimizer, step))
         if wait:
             started = time.perf_counter()
-            self.writer.wait()
+            self.writer.wait(self.beat)
             self.durability_seconds += time.perf_counter() - started
         self.beat()
         return uri_of(self.store, self.checkpoints.directory(step))
@@ -306,7 +306,7 @@ class Trainer:
     def _finish(self, model: GPT, optimizer: torch.optim.Optimizer, step: int,
                 val_loss: float, checkpoints: list[str]) -> None:
         """The final checkpoint, verified: one that is missing or corrupt is (re)written."""
-        self.writer.wait()
+        self.writer.wait(self.beat)
         if not self.checkpoints.verify(step):
             checkpoints.append(self._checkpoint(model, optimizer, step, val_loss, wait=True))
         if not checkpoints or not checkpoints[-1].endswith(f"step-{step:08d}"):
