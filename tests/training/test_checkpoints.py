@@ -128,3 +128,23 @@ def test_a_corrupt_shard_is_refused_even_if_its_content_was_cached_elsewhere(
     stores[1].put(key, bytes(data))
     with pytest.raises(PermanentFailure, match="is corrupt"):
         map_split(stores[1], manifests[1], "val", cache)
+
+
+def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path: Path) -> None:
+    import os
+
+    store = open_store(tmp_path / "store")
+    checkpoints = CheckpointStore(store, "run/checkpoints", attempt=1)
+    checkpoints.save(1, {"step": 1})
+    directory = tmp_path / "store" / "run" / "checkpoints" / "step-00000001"
+    old, young = directory / ".trainmq-tmp-killed", directory / ".trainmq-tmp-in-flight"
+    for path in (old, young):
+        path.write_bytes(b"partial")
+    os.utime(old, (1, 1))
+    fetch = tmp_path / "cache" / "ab" / ".fetch-killed"
+    fetch.parent.mkdir(parents=True)
+    fetch.write_bytes(b"partial")
+    os.utime(fetch, (1, 1))
+    assert checkpoints.remove_unmarked() == 1
+    ShardCache(tmp_path / "cache")
+    assert not old.exists() and young.exists() and not fetch.exists()

@@ -168,9 +168,11 @@ class CheckpointStore:
         return dropped
 
     def remove_unmarked(self) -> int:
-        """Delete state files that no marker names (left by writes that were killed)."""
+        """Delete state files that no marker names (left by writes that were killed), and a
+        local store's temporary files of killed writes."""
         named: dict[str, str] = {}
-        removed = 0
+        sweep = getattr(self.store, "remove_temporary_files", None)
+        removed = int(sweep(f"{self.prefix}/")) if sweep is not None else 0
         keys = list(self.store.list_keys(f"{self.prefix}/"))
         for key in keys:
             if key.endswith("/COMPLETE.json"):

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -44,9 +45,15 @@ def default_cache_dir() -> Path:
 class ShardCache:
     """Verified local copies of shards below ``root``."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], stale_after: float = 3600.0) -> None:
         self.root = Path(root)
         self.fetched = 0  # shards read from the store by this cache (the rest were cached)
+        # Fetches that a killed process left half-written (younger ones may be in flight).
+        cutoff = time.time() - stale_after
+        for leftover in self.root.glob("*/.fetch-*"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
 
     def path(
         self, store: BlobStore, uri: str, sha256: str, progress: Callable[[], None]
