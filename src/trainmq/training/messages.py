@@ -122,7 +122,14 @@ class TrainRequest(_Message):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     resources: Resources = Resources()
-    priority: int = Field(0, ge=0, le=9)
+    priority: int = Field(
+        0,
+        ge=0,
+        le=9,
+        description="a routing hint: always in the body, so workers can be dedicated to "
+        "urgent runs with FilterCriteria, e.g. --filter "
+        "'{\"body\": {\"priority\": [{\"numeric\": [\">=\", 5]}]}}'",
+    )
     checkpoint_uri: Uri
     output_uri: Uri
     checkpoint_every: int = Field(50, ge=1)
