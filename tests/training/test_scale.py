@@ -261,3 +261,44 @@ def test_a_duplicate_of_a_live_run_is_acknowledged_at_once(
     assert len(registry.attempts(request.idempotency_key)) == 1
     kinds = [e.event for e in registry.events(request.idempotency_key)]
     assert kinds == ["attached"]
+
+
+# -- smaller ---------------------------------------------------------------------------------
+def test_weight_decay_spares_norms_biases_and_embeddings(tmp_path: Path) -> None:
+    from trainmq.training.model import GPT
+
+    store = open_store(tmp_path)
+    dataset = build_dataset(store)
+    request = train_request(store, dataset, "wd", steps=1)
+    decayed = request.model_copy(
+        update={"optimizer": OptimizerConfig(steps=1, batch_size=4, weight_decay=0.1)}
+    )
+    model = GPT(decayed.model, 512)
+    optimizer = Trainer(store, decayed)._optimizer(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_decay = {
+        group["weight_decay"]: {names[id(p)] for p in group["params"]}
+        for group in optimizer.param_groups
+    }
+    assert by_decay[0.1] and all(n.endswith(("qkv.weight", "proj.weight", "fc.weight",
+                                              "out.weight")) for n in by_decay[0.1])
+    spared = by_decay[0.0]
+    assert {"tokens.weight", "positions.weight", "ln.weight", "ln.bias"} <= spared
+    assert all(n.endswith("bias") or ".ln" in n or n.startswith(("tokens", "positions", "ln"))
+               for n in spared)
+
+
+def test_evaluation_covers_the_whole_validation_split(tmp_path: Path) -> None:
+    from trainmq.training.evaluate import evaluate
+
+    store = open_store(tmp_path)
+    dataset = build_dataset(store)
+    request = train_request(store, dataset, "whole", steps=2, checkpoint_every=2)
+    Trainer(store, request).run()
+    report = evaluate(store, EvaluateRequest(
+        run_id="whole", idempotency_key="whole/evaluate", dataset=dataset,
+        checkpoint_uri=request.checkpoint_uri, report_uri=uri_of(store, "whole/report.json"),
+    ))
+    val = load_split(store, read_manifest(store, dataset), "val")
+    assert report["windows_evaluated"] == report["windows_total"] == (len(val) - 1) // 32
+    assert report["tokens_evaluated"] == report["windows_evaluated"] * 32
