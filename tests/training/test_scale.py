@@ -302,3 +302,17 @@ def test_evaluation_covers_the_whole_validation_split(tmp_path: Path) -> None:
     val = load_split(store, read_manifest(store, dataset), "val")
     assert report["windows_evaluated"] == report["windows_total"] == (len(val) - 1) // 32
     assert report["tokens_evaluated"] == report["windows_evaluated"] * 32
+
+
+def test_a_registered_body_that_leaves_defaults_out_is_the_same_request(tmp_path: Path) -> None:
+    from trainmq.training.handlers import check_same_request
+
+    store = open_store(tmp_path)
+    request = train_request(store, build_dataset(store), "raw", steps=10)
+    raw = json.loads(request.to_json())
+    del raw["checkpoint_every"], raw["priority"], raw["schema_version"]  # all defaults
+    raw["model"] = {"layers": 1, "width": 32, "heads": 2, "context": 32}
+    check_same_request(json.dumps(raw), request)  # no failure: the same request
+    raw["checkpoint_every"] = 7
+    with pytest.raises(PermanentFailure, match="checkpoint_every differ"):
+        check_same_request(json.dumps(raw), request)

@@ -199,8 +199,8 @@ def _differences(old: Any, new: Any, path: str = "") -> list[str]:
 
 def check_same_request(registered: str, request: TrainRequest) -> None:
     """A key names one request: the same key with other settings is refused, naming them."""
-    try:
-        before = json.loads(registered)
+    try:  # normalized: a registered body may leave defaults out (the intake keeps it raw)
+        before = json.loads(TrainRequest.model_validate_json(registered).to_json())
     except ValueError:
         return
     now = json.loads(request.to_json())
