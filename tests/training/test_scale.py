@@ -310,7 +310,7 @@ def test_a_registered_body_that_leaves_defaults_out_is_the_same_request(tmp_path
     store = open_store(tmp_path)
     request = train_request(store, build_dataset(store), "raw", steps=10)
     raw = json.loads(request.to_json())
-    del raw["checkpoint_every"], raw["priority"], raw["schema_version"]  # all defaults
+    del raw["priority"], raw["schema_version"]  # both at their defaults
     raw["model"] = {"layers": 1, "width": 32, "heads": 2, "context": 32}
     check_same_request(json.dumps(raw), request)  # no failure: the same request
     raw["checkpoint_every"] = 7
