@@ -61,8 +61,14 @@ def _sync_save(store: BlobStore, key: str, state: dict[str, Any]) -> float:
 
 
 def measure_size(
-    store: BlobStore, name: str, config: ModelConfig, *, batch_size: int, steps: int,
-    interval: int, vocab_size: int,
+    store: BlobStore,
+    name: str,
+    config: ModelConfig,
+    *,
+    batch_size: int,
+    steps: int,
+    interval: int,
+    vocab_size: int,
 ) -> dict[str, Any]:
     torch.manual_seed(0)
     model = GPT(config, vocab_size)
@@ -77,8 +83,7 @@ def measure_size(
     writer.wait()
     write_s = writer.last_write_seconds
     checkpoint_bytes = sum(
-        store.head(k).size for k in store.list_keys(f"bench-checkpoints/{name}/")
-        if "/state" in k
+        store.head(k).size for k in store.list_keys(f"bench-checkpoints/{name}/") if "/state" in k
     )
     sync_s = _sync_save(store, f"bench-checkpoints/{name}-sync.pt", state)
     return {
@@ -98,15 +103,26 @@ def measure_size(
 
 
 def measure_checkpoints(
-    store: BlobStore, sizes: dict[str, ModelConfig], *, batch_size: int, steps: int,
-    interval: int, vocab_size: int, progress: Any = print,
+    store: BlobStore,
+    sizes: dict[str, ModelConfig],
+    *,
+    batch_size: int,
+    steps: int,
+    interval: int,
+    vocab_size: int,
+    progress: Any = print,
 ) -> dict[str, Any]:
     """Per size: step time, blocked and background write time per checkpoint, overhead."""
     figures = {}
     for name, config in sizes.items():
         progress(f"checkpoints: {name} model, {steps} steps and one save")
         figures[name] = measure_size(
-            store, name, config, batch_size=batch_size, steps=steps, interval=interval,
+            store,
+            name,
+            config,
+            batch_size=batch_size,
+            steps=steps,
+            interval=interval,
             vocab_size=vocab_size,
         )
     return figures
@@ -127,7 +143,9 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
             f"{f['overhead_percent']:>7.2f}% {f['sync_save_s']:>11.2f} "
             f"{f['sync_overhead_percent']:>12.2f}%"
         )
-    lines.append("  (the step that overlaps the background write took "
-                 + ", ".join(f"{n} {f['overlapped_step_s']:.2f} s" for n, f in figures.items())
-                 + ")")
+    lines.append(
+        "  (the step that overlaps the background write took "
+        + ", ".join(f"{n} {f['overlapped_step_s']:.2f} s" for n, f in figures.items())
+        + ")"
+    )
     return lines

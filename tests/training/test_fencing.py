@@ -58,9 +58,7 @@ def test_a_superseded_trainer_stops_at_its_next_write(
     )
     checkpoints = key_of(store, request.checkpoint_uri)
     try:
-        wait_for(
-            lambda: store.exists(f"{checkpoints}/step-00000020/COMPLETE.json"), 120, "step 20"
-        )
+        wait_for(lambda: store.exists(f"{checkpoints}/step-00000020/COMPLETE.json"), 120, "step 20")
         first.send_signal(signal.SIGSTOP)  # alive, but silent: no steps, no stamps
         # A duplicate delivery finds the attempt silent for longer than stale-after, takes
         # the run over as attempt 2 and trains it to the end.

@@ -27,9 +27,7 @@ def _entries(path: Path) -> list[dict[str, Any]]:
 def _worker(tmp_path: Path, handler: str, **options: Any) -> tuple[Worker, LocalClient, str]:
     db = tmp_path / "queues.db"
     client = LocalClient(open_service(db))
-    url = client.create_queue(QueueName="jobs", Attributes={"VisibilityTimeout": "3"})[
-        "QueueUrl"
-    ]
+    url = client.create_queue(QueueName="jobs", Attributes={"VisibilityTimeout": "3"})["QueueUrl"]
     config = WorkerConfig(
         handler=f"tests.training.progress_handlers:{handler}",
         queue="jobs",

@@ -95,9 +95,9 @@ def test_a_run_longer_than_max_receives_invocations_continues_and_completes(
     dlq = client.create_queue(QueueName="train-dlq")["QueueUrl"]
     arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
     policy = {"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": "2"}
-    url = client.create_queue(
-        QueueName="train", Attributes={"RedrivePolicy": json.dumps(policy)}
-    )["QueueUrl"]
+    url = client.create_queue(QueueName="train", Attributes={"RedrivePolicy": json.dumps(policy)})[
+        "QueueUrl"
+    ]
     queue_arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -134,9 +134,9 @@ def test_a_run_longer_than_max_receives_invocations_continues_and_completes(
 
 
 # -- 5: same key, other request ----------------------------------------------------------------
-def test_the_same_key_with_other_settings_is_a_permanent_failure(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
+def test_the_same_key_with_other_settings_is_a_permanent_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TRAINMQ_STORE", str(tmp_path))
     store = open_store(tmp_path)
     dataset = build_dataset(store)
@@ -155,9 +155,7 @@ def test_the_same_key_with_other_settings_is_a_permanent_failure(tmp_path: Path,
 # -- 6: plain-text inputs ------------------------------------------------------------------------
 def _plain_text_dataset(store: Any, text: str, name: str) -> list[Any]:
     source_uri, sha, inputs = ingest(store, name, [(f"{name}.txt", text.encode())])
-    return prepare_requests(
-        store, name, source_uri, sha, inputs, vocab_size=512, shard_tokens=4096
-    )
+    return prepare_requests(store, name, source_uri, sha, inputs, vocab_size=512, shard_tokens=4096)
 
 
 def test_a_plain_text_input_gives_validation_tokens(tmp_path: Path) -> None:
@@ -246,9 +244,7 @@ def test_a_duplicate_of_a_live_run_is_acknowledged_at_once(
     threading.Thread(target=holder, daemon=True).start()
     answers: list[dict[str, Any]] = []
     duplicate = threading.Thread(
-        target=lambda: answers.append(
-            handlers.train(_record(request.to_json(), "m-dup"), None)
-        ),
+        target=lambda: answers.append(handlers.train(_record(request.to_json(), "m-dup"), None)),
         daemon=True,
     )
     try:
@@ -280,12 +276,15 @@ def test_weight_decay_spares_norms_biases_and_embeddings(tmp_path: Path) -> None
         group["weight_decay"]: {names[id(p)] for p in group["params"]}
         for group in optimizer.param_groups
     }
-    assert by_decay[0.1] and all(n.endswith(("qkv.weight", "proj.weight", "fc.weight",
-                                              "out.weight")) for n in by_decay[0.1])
+    assert by_decay[0.1] and all(
+        n.endswith(("qkv.weight", "proj.weight", "fc.weight", "out.weight")) for n in by_decay[0.1]
+    )
     spared = by_decay[0.0]
     assert {"tokens.weight", "positions.weight", "ln.weight", "ln.bias"} <= spared
-    assert all(n.endswith("bias") or ".ln" in n or n.startswith(("tokens", "positions", "ln"))
-               for n in spared)
+    assert all(
+        n.endswith("bias") or ".ln" in n or n.startswith(("tokens", "positions", "ln"))
+        for n in spared
+    )
 
 
 def test_evaluation_covers_the_whole_validation_split(tmp_path: Path) -> None:
@@ -295,10 +294,16 @@ def test_evaluation_covers_the_whole_validation_split(tmp_path: Path) -> None:
     dataset = build_dataset(store)
     request = train_request(store, dataset, "whole", steps=2, checkpoint_every=2)
     Trainer(store, request).run()
-    report = evaluate(store, EvaluateRequest(
-        run_id="whole", idempotency_key="whole/evaluate", dataset=dataset,
-        checkpoint_uri=request.checkpoint_uri, report_uri=uri_of(store, "whole/report.json"),
-    ))
+    report = evaluate(
+        store,
+        EvaluateRequest(
+            run_id="whole",
+            idempotency_key="whole/evaluate",
+            dataset=dataset,
+            checkpoint_uri=request.checkpoint_uri,
+            report_uri=uri_of(store, "whole/report.json"),
+        ),
+    )
     val = load_split(store, read_manifest(store, dataset), "val")
     assert report["windows_evaluated"] == report["windows_total"] == (len(val) - 1) // 32
     assert report["tokens_evaluated"] == report["windows_evaluated"] * 32

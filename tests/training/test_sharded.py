@@ -20,9 +20,18 @@ def test_two_ranks_save_and_load_one_sharded_checkpoint(tmp_path: Path) -> None:
     root = tmp_path / "store"
     ranks = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.training.dcp_rank", str(root),
-             str(tmp_path / "init"), str(rank)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.training.dcp_rank",
+                str(root),
+                str(tmp_path / "init"),
+                str(rank),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for rank in (0, 1)
     ]

@@ -107,8 +107,10 @@ def evaluate(
     with torch.no_grad():
         for start in range(0, windows, 16):
             rows = np.stack(
-                [val[i * context : i * context + context + 1]
-                 for i in range(start, min(windows, start + 16))]
+                [
+                    val[i * context : i * context + context + 1]
+                    for i in range(start, min(windows, start + 16))
+                ]
             ).astype(np.int64)
             batch = torch.from_numpy(rows).to(device)
             total += float(model.loss(batch[:, :-1], batch[:, 1:])) * len(batch)

@@ -56,8 +56,6 @@ __all__ = ["RetryLater", "evaluate", "prepare", "train"]
 log = logging.getLogger("trainmq.training")
 
 
-
-
 def _env_float(name: str, default: float) -> float:
     try:
         return float(os.environ.get(name, default))
@@ -249,14 +247,21 @@ def train_request(
         raise RetryLater(f"run {request.run_id}: {exc}") from None
     if isinstance(outcome, Acquired):
         return _train_attempt(store, registry, request, outcome.attempt, remaining, queue)
-    attached = Publisher(registry, key, request.run_id, outcome_attempt(registry, key),
-                         uuid.uuid4().hex[:8])
+    attached = Publisher(
+        registry, key, request.run_id, outcome_attempt(registry, key), uuid.uuid4().hex[:8]
+    )
     if isinstance(outcome, Finished):
-        attached("attached", step=int(outcome.result.get("steps", 0)),
-                 message="a duplicate delivery found the run complete")
+        attached(
+            "attached",
+            step=int(outcome.result.get("steps", 0)),
+            message="a duplicate delivery found the run complete",
+        )
         return outcome.result
-    attached("attached", message="a duplicate delivery attached to the running attempt; "
-             "it is acknowledged, the run's events report the outcome")
+    attached(
+        "attached",
+        message="a duplicate delivery attached to the running attempt; "
+        "it is acknowledged, the run's events report the outcome",
+    )
     return {"run_id": request.run_id, "attached_to_attempt": outcome.attempt}
 
 
@@ -282,8 +287,15 @@ def _train_attempt(
     liveness = Liveness(fence, _env_float("TRAINMQ_BEAT_EVERY", 5.0)).start()
     try:
         with Preemption() as preempted:
-            trainer = Trainer(store, request, emit=publish, beat=ProgressReporter(),
-                              remaining=remaining, fence=fence, preempted=preempted)
+            trainer = Trainer(
+                store,
+                request,
+                emit=publish,
+                beat=ProgressReporter(),
+                remaining=remaining,
+                fence=fence,
+                preempted=preempted,
+            )
             result = trainer.run()
         fence.check()
         outcome = registry.complete(key, {**result.as_dict(), "attempt": attempt})
@@ -323,8 +335,10 @@ def _continue(
         raise RetryLater(why)
     extra: dict[str, str] = {}
     if queue.endswith(".fifo"):
-        extra = {"MessageGroupId": request.run_id,
-                 "MessageDeduplicationId": f"{request.run_id}/{step}"[:128]}
+        extra = {
+            "MessageGroupId": request.run_id,
+            "MessageDeduplicationId": f"{request.run_id}/{step}"[:128],
+        }
     _queues.send(queue, request.to_json(), **extra)
     return {"run_id": request.run_id, "continued_from_step": step}
 

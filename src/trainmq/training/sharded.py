@@ -73,8 +73,7 @@ def save_sharded(checkpoints: CheckpointStore, step: int, state: dict[str, Any])
         dist.all_gather_object(every, mine)
     if rank == 0:
         files = {name: entry for part in every for name, entry in part.items()}
-        marker = {"step": step, "format": FORMAT, "attempt": checkpoints.attempt,
-                  "files": files}
+        marker = {"step": step, "format": FORMAT, "attempt": checkpoints.attempt, "files": files}
         checkpoints.fence()
         checkpoints.store.put(f"{directory}/COMPLETE.json", json.dumps(marker).encode())
     if distributed:
@@ -99,9 +98,10 @@ def load_sharded(checkpoints: CheckpointStore, step: int, state: dict[str, Any])
                 return False
             digest = hashlib.sha256()
             try:
-                with checkpoints.store.get(f"{directory}/dcp/{name}") as stream, open(
-                    Path(spool) / name, "wb"
-                ) as out:
+                with (
+                    checkpoints.store.get(f"{directory}/dcp/{name}") as stream,
+                    open(Path(spool) / name, "wb") as out,
+                ):
                     for chunk in stream.iter_chunks():
                         digest.update(chunk)
                         out.write(chunk)

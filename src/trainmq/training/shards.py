@@ -55,9 +55,7 @@ class ShardCache:
                 if leftover.stat().st_mtime < cutoff:
                     leftover.unlink()
 
-    def path(
-        self, store: BlobStore, uri: str, sha256: str, progress: Callable[[], None]
-    ) -> Path:
+    def path(self, store: BlobStore, uri: str, sha256: str, progress: Callable[[], None]) -> Path:
         """The local, verified copy of the shard at ``uri`` (fetched if not yet here)."""
         place = hashlib.sha256(uri.encode()).hexdigest()[:24]
         target = self.root / sha256[:2] / f"{place}-{sha256}.bin"

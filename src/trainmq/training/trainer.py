@@ -176,7 +176,8 @@ class Trainer:
         # Weight decay applies to the matrices of linear layers only: decaying norms, biases
         # and embeddings pulls them towards zero for no benefit (GPT-2, nanoGPT do the same).
         matrices = {
-            f"{name}.weight" for name, module in model.named_modules()
+            f"{name}.weight"
+            for name, module in model.named_modules()
             if isinstance(module, torch.nn.Linear)
         }
         named = list(model.named_parameters())
@@ -204,12 +205,18 @@ class Trainer:
     def _saved(self, step: int, directory: str) -> None:
         """A background save finished (its marker is written): publish it."""
         uri = uri_of(self.store, directory)
-        self.emit("checkpoint", step=step, val_loss=self._val_losses.pop(step, None),
-                  checkpoint_uri=uri)
+        self.emit(
+            "checkpoint", step=step, val_loss=self._val_losses.pop(step, None), checkpoint_uri=uri
+        )
 
     def _checkpoint(
-        self, model: GPT, optimizer: torch.optim.Optimizer, step: int, val_loss: float | None,
-        *, wait: bool = False,
+        self,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        val_loss: float | None,
+        *,
+        wait: bool = False,
     ) -> str:
         """Save in the background (``wait``: and wait for it); returns the checkpoint's URI."""
         self._val_losses[step] = val_loss
@@ -303,8 +310,14 @@ class Trainer:
         margin = 3 * step_seconds + 2 * self.writer.last_write_seconds + 10
         return "the invocation's time is nearly up" if self.remaining() < margin else None
 
-    def _finish(self, model: GPT, optimizer: torch.optim.Optimizer, step: int,
-                val_loss: float, checkpoints: list[str]) -> None:
+    def _finish(
+        self,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        val_loss: float,
+        checkpoints: list[str],
+    ) -> None:
         """The final checkpoint, verified: one that is missing or corrupt is (re)written."""
         self.writer.wait(self.beat)
         if not self.checkpoints.verify(step):
@@ -312,8 +325,16 @@ class Trainer:
         if not checkpoints or not checkpoints[-1].endswith(f"step-{step:08d}"):
             checkpoints.append(uri_of(self.store, self.checkpoints.directory(step)))
 
-    def _loop(self, model: GPT, optimizer: torch.optim.Optimizer, train: Any, val: Any,
-              step: int, device: torch.device, checkpoints: list[str]) -> tuple[int, float]:
+    def _loop(
+        self,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        train: Any,
+        val: Any,
+        step: int,
+        device: torch.device,
+        checkpoints: list[str],
+    ) -> tuple[int, float]:
         """Steps until the last; the step reached and the newest reported train loss."""
         opt = self.request.optimizer
         window: list[float] = []
