@@ -30,7 +30,7 @@ from .locations import key_of, uri_of
 from .messages import EvaluateRequest, ModelConfig
 from .model import GPT
 from .outcomes import RetryLater
-from .shards import ShardCache, default_cache_dir, map_split
+from .shards import ShardCache, TokenSplit, default_cache_dir, map_split
 from .trainer import pick_device
 
 __all__ = ["evaluate"]
@@ -68,6 +68,25 @@ def _existing(store: BlobStore, report_key: str, checkpoint_uri: str) -> dict[st
     return existing
 
 
+@torch.no_grad()
+def _heldout_loss(
+    model: GPT, val: TokenSplit, context: int, windows: int, device: torch.device
+) -> float:
+    """Mean loss over the first ``windows`` consecutive context windows of ``val``."""
+    total = 0.0
+    model.eval()
+    for start in range(0, windows, 16):
+        rows = np.stack(
+            [
+                val[i * context : i * context + context + 1]
+                for i in range(start, min(windows, start + 16))
+            ]
+        ).astype(np.int64)
+        batch = torch.from_numpy(rows).to(device)
+        total += float(model.loss(batch[:, :-1], batch[:, 1:])) * len(batch)
+    return total / windows
+
+
 def evaluate(
     store: BlobStore,
     request: EvaluateRequest,
@@ -102,19 +121,7 @@ def evaluate(
     windows = available if max_windows is None else min(max_windows, available)
     if windows < 1:
         raise PermanentFailure("the validation split is shorter than one context window")
-    total = 0.0
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, windows, 16):
-            rows = np.stack(
-                [
-                    val[i * context : i * context + context + 1]
-                    for i in range(start, min(windows, start + 16))
-                ]
-            ).astype(np.int64)
-            batch = torch.from_numpy(rows).to(device)
-            total += float(model.loss(batch[:, :-1], batch[:, 1:])) * len(batch)
-    loss = total / windows
+    loss = _heldout_loss(model, val, context, windows, device)
     report = {
         "run_id": request.run_id,
         "checkpoint_uri": checkpoint_uri,

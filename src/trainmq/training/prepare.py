@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +98,7 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
     if eos is None:
         raise PermanentFailure(f"the tokenizer {stored.uri} has no {EOS} token")
     dtype = np.dtype(dtype_for(tokenizer.get_vocab_size())).newbyteorder("<")
-    split_docs: dict[str, list[tuple[str, bool]]] = {"train": [], "val": []}
-    for doc in documents(data, entry.uri):
-        pieces = _pieces(doc)
-        for number, piece in enumerate(pieces, 1):
-            split = "val" if _is_validation(piece, request.val_fraction) else "train"
-            split_docs[split].append((piece, number == len(pieces)))
-
+    split_docs = _split(documents(data, entry.uri), request.val_fraction)
     prefix = key_of(store, request.output_prefix, "output prefix").rstrip("/")
     # The version's own copy of its tokenizer, so that everything it names is inside it.
     _write_once(store, f"{prefix}/tokenizer.json", stored.data)
@@ -117,21 +112,7 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
             if ends:
                 ids.append(eos)
         tokens = np.asarray(ids, dtype=dtype)
-        for start in range(0, len(tokens), request.shard_tokens):
-            chunk = tokens[start : start + request.shard_tokens].tobytes()
-            sha256 = hashlib.sha256(chunk).hexdigest()
-            path = f"shards/{sha256}.bin"
-            _write_once(store, f"{prefix}/{path}", chunk)
-            shards.append(
-                Shard(
-                    path=path,
-                    split=split,
-                    tokens=len(chunk) // dtype.itemsize,
-                    bytes=len(chunk),
-                    sha256=sha256,
-                    input_sha256=entry.sha256,
-                )
-            )
+        shards += _write_shards(store, prefix, split, tokens, request.shard_tokens, entry.sha256)
     part = {
         "input_sha256": entry.sha256,
         "tokenizer": {"path": "tokenizer.json", "sha256": stored.sha256},
@@ -152,6 +133,45 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
     if manifest is None:
         return PrepareResult(entry.sha256, total, len(shards))
     return PrepareResult(entry.sha256, total, len(shards), *manifest)
+
+
+def _split(docs: Iterable[str], fraction: float) -> dict[str, list[tuple[str, bool]]]:
+    """Pieces of documents by split, each with whether it ends its document."""
+    split_docs: dict[str, list[tuple[str, bool]]] = {"train": [], "val": []}
+    for doc in docs:
+        pieces = _pieces(doc)
+        for number, piece in enumerate(pieces, 1):
+            split = "val" if _is_validation(piece, fraction) else "train"
+            split_docs[split].append((piece, number == len(pieces)))
+    return split_docs
+
+
+def _write_shards(
+    store: BlobStore,
+    prefix: str,
+    split: str,
+    tokens: np.ndarray[Any, Any],
+    shard_tokens: int,
+    input_sha256: str,
+) -> list[Shard]:
+    """Cut ``tokens`` into shards, each written once under its content's sha256."""
+    shards = []
+    for start in range(0, len(tokens), shard_tokens):
+        chunk = tokens[start : start + shard_tokens].tobytes()
+        sha256 = hashlib.sha256(chunk).hexdigest()
+        path = f"shards/{sha256}.bin"
+        _write_once(store, f"{prefix}/{path}", chunk)
+        shards.append(
+            Shard(
+                path=path,
+                split=split,
+                tokens=len(chunk) // tokens.dtype.itemsize,
+                bytes=len(chunk),
+                sha256=sha256,
+                input_sha256=input_sha256,
+            )
+        )
+    return shards
 
 
 def _write_once(store: BlobStore, key: str, data: bytes) -> None:
