@@ -28,7 +28,8 @@ _BATCH = re.compile(r"batch queue=(\S+) .*?outcome=(\S+) .*?receive_counts=\[([\
 #: Worker options per stage: batches of one; training may run for hours (heartbeats).
 STAGE_OPTIONS: dict[str, list[str]] = {
     "prepare": ["--timeout", "600"],
-    "train": ["--timeout", "43200", "--long-running"],
+    # A trainer that reports no progress for 15 minutes is hung: kill it, retry the run.
+    "train": ["--timeout", "43200", "--long-running", "--progress-timeout", "900"],
     "evaluate": ["--timeout", "600"],
 }
 
