@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from ..store import BlobNotFound, BlobStore
+from ..store import BlobExists, BlobNotFound, BlobStore
 
 __all__ = ["AsyncCheckpointer", "CheckpointStore", "LoadedCheckpoint", "host_copy"]
 
@@ -100,10 +100,24 @@ class CheckpointStore:
             "bytes": info.size,
             "sha256": sha256,
         }
-        self.fence()  # the marker is what makes it a checkpoint: only the current attempt's
-        self.store.put(f"{directory}/COMPLETE.json", json.dumps(marker).encode())
+        self._mark(step, json.dumps(marker).encode(), name)
         self.retain()
         return directory
+
+    def _mark(self, step: int, marker: bytes, name: str) -> None:
+        """Write the marker create-only: a writer paused between its fence check and this
+        write can never replace a marker another attempt wrote.  Only a marker whose
+        checkpoint fails verification is replaced (after the fence check again)."""
+        directory = self.directory(step)
+        self.fence()  # the marker is what makes it a checkpoint: only the current attempt's
+        try:
+            self.store.create(f"{directory}/COMPLETE.json", marker)
+        except BlobExists:
+            if self.verify(step):  # an intact checkpoint of this step is there: keep it
+                self.store.delete(f"{directory}/{name}")
+                return
+            self.fence()
+            self.store.put(f"{directory}/COMPLETE.json", marker)
 
     def complete_steps(self) -> list[int]:
         """Steps with a completion marker, ascending (not verified: see ``load``)."""

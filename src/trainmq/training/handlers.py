@@ -111,7 +111,7 @@ class Publisher:
 
     def __call__(self, event: str, **fields: Any) -> None:
         if self.fence is not None:
-            self.fence.raise_if_lost()  # a superseded attempt publishes nothing more
+            self.fence.check()  # an event is a write: a superseded attempt makes none
         with self._lock:
             self.seq += 1
             seq = self.seq

@@ -14,6 +14,7 @@ superseded stops at its next step or write, whichever comes first.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import time
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import PermanentFailure
-from ..store import BlobStore
+from ..store import BlobExists, BlobStore
 from .checkpoints import AsyncCheckpointer, CheckpointStore
 from .dataset import Manifest, read_manifest
 from .fencing import Fence
@@ -282,9 +283,16 @@ class Trainer:
         output = key_of(self.store, self.request.output_uri, "output").rstrip("/")
         buffer = io.BytesIO()
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
+        data = buffer.getvalue()
         if self.fence is not None:
             self.fence.check()
-        self.store.put(f"{output}/model.pt", buffer.getvalue())
+        try:  # create-only: a writer paused after its fence check cannot replace it
+            self.store.create(f"{output}/model.pt", data)
+        except BlobExists:
+            if self.store.sha256(f"{output}/model.pt") != hashlib.sha256(data).hexdigest():
+                if self.fence is not None:
+                    self.fence.check()
+                self.store.put(f"{output}/model.pt", data)
         return uri_of(self.store, output)
 
     def _due(self, step: int, since: float) -> bool:
