@@ -78,6 +78,19 @@ def test_durability_is_measured_and_really_happened(figures: dict[str, Any]) -> 
     assert math.isfinite(training["durability_percent_wall"])
 
 
+def test_checkpoint_cost_is_measured(run: tuple[dict[str, Any], str]) -> None:
+    (measured,) = run[0]["figures"]["checkpoints"].values()  # --quick: one tiny model
+    for name in ("step_s", "blocked_s", "write_s", "sync_save_s", "overhead_percent"):
+        assert is_positive_number(measured[name]), name
+    assert measured["checkpoint_bytes"] > 4 * measured["parameters"]  # weights and moments
+    assert measured["overhead_percent"] == pytest.approx(
+        100 * measured["blocked_s"] / (measured["interval_steps"] * measured["step_s"])
+    )
+    judged = run[0]["targets"]["checkpoint_overhead_percent"]
+    assert judged["target"] == 3.5 and isinstance(judged["met"], bool)
+    assert "blocked s" in run[1]
+
+
 def test_the_target_is_judged(run: tuple[dict[str, Any], str]) -> None:
     judged = run[0]["targets"]["durability_percent"]
     assert judged["target"] == 5.0

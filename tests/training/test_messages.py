@@ -92,3 +92,14 @@ def test_expecting_a_kind_refuses_another() -> None:
     event = TrainingEvent(run_id="r-1", event="started").to_json()
     with pytest.raises(PermanentFailure, match="invalid TrainRequest"):
         parse_message(event, expect=TrainRequest)
+
+
+def test_priority_routes_requests_to_dedicated_workers() -> None:
+    from trainmq.training.messages import TrainRequest
+    from trainmq.worker.filters import matches_any, parse_pattern
+
+    urgent = parse_pattern('{"body": {"priority": [{"numeric": [">=", 5]}]}}')
+    for priority, wanted in ((0, False), (4, False), (5, True), (9, True)):
+        request = TrainRequest.model_validate(train_request(priority=priority))
+        record = {"body": request.to_json(), "messageAttributes": {}, "attributes": {}}
+        assert matches_any([urgent], record) is wanted, priority

@@ -287,7 +287,7 @@ class _DemoRun:
             "tokens": state.tokens,
             "steps": completion.get("steps", state.step),
             "final_train_loss": completion.get("train_loss"),
-            "final_val_loss": completion.get("val_loss"),
+            "final_val_loss": completion.get("val_loss_estimate", completion.get("val_loss")),
             "evaluation": state.evaluation,
             "checkpoints": len(set(state.checkpoints)),
             "weights_sha256": completion.get("weights_sha256"),

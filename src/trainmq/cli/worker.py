@@ -86,6 +86,17 @@ def worker_command(
         bool,
         typer.Option("--keep-payloads", help="Keep claim-check payloads after their message."),
     ] = False,
+    progress_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Kill a handler that reports progress (the training stage does) and then "
+            "makes none for this many seconds; its batch is retried."
+        ),
+    ] = None,
+    preempt_grace: Annotated[
+        float,
+        typer.Option(help="On stop, seconds progress-reporting handlers get to checkpoint."),
+    ] = 60.0,
     log_level: Annotated[
         str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -132,6 +143,8 @@ def worker_command(
                 function_name=function_name,
                 store=store,
                 delete_payloads=not keep_payloads,
+                progress_timeout=progress_timeout,
+                preempt_grace=preempt_grace,
             )
             run(config)
         except ConfigurationError as exc:

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,6 +185,22 @@ class LocalStore:
                 ):
                     keys.append(key)
         return iter(sorted(keys))
+
+    def remove_temporary_files(self, prefix: str = "", older_than: float = 3600.0) -> int:
+        """Delete temporary files that writes killed mid-way left below ``prefix``
+        (only those older than ``older_than`` seconds: younger ones may be in flight)."""
+        validate_prefix(prefix)
+        base = os.path.join(self._root, *prefix.split("/")[:-1])
+        cutoff = time.time() - older_than
+        removed = 0
+        for directory, _, filenames in os.walk(base):
+            for name in filenames:
+                path = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    if name.startswith(TEMP_PREFIX) and os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
     # -- claim-check pointers --------------------------------------------------------------
 

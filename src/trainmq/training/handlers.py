@@ -14,8 +14,15 @@ handler processes inherit:
 ``TRAINMQ_EVALUATE_QUEUE``
     where a finished run sends its ``EvaluateRequest`` (optional);
 ``TRAINMQ_STALE_AFTER`` / ``TRAINMQ_BEAT_EVERY``
-    seconds after which a run's silent attempt is taken over (default 60), and
-    how often a training attempt stamps itself alive (default 5).
+    seconds after which a run's silent attempt is taken over (default 60; timed by
+    the watcher's own clock), and how often a training attempt stamps itself alive
+    from its liveness thread (default 5);
+``TRAINMQ_CACHE``
+    where a training host keeps its verified copies of shards (default: a temp folder).
+
+A training invocation that runs out of time (or is preempted by SIGTERM)
+checkpoints, releases its attempt and sends a continuation of its request to
+its own queue, and is acknowledged: planned stops never count as failures.
 
 A message that can never succeed (invalid, corrupt data) raises or reports a
 ``PermanentFailure`` and goes to the dead-letter queue with its reason.  Any
@@ -24,9 +31,11 @@ other failure fails the batch, which is retried; every stage is idempotent.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,18 +43,18 @@ from typing import Any
 
 from ..errors import PermanentFailure
 from ..store import BlobStore
+from ..worker.progress import Preemption, ProgressReporter
+from .attempts import Acquired, Finished, StillTraining, acquire
+from .fencing import Fence, Liveness, Superseded
 from .limits import TrainingLimits
 from .locations import open_pipeline_store
 from .messages import EvaluateRequest, PrepareRequest, TrainingEvent, TrainRequest, parse_message
+from .outcomes import RetryLater
 from .runs import RunRegistry
 
 __all__ = ["RetryLater", "evaluate", "prepare", "train"]
 
 log = logging.getLogger("trainmq.training")
-
-
-class RetryLater(Exception):
-    """The message cannot be finished now; the queue will deliver it again."""
 
 
 def _env_float(name: str, default: float) -> float:
@@ -62,7 +71,7 @@ class _Queues:
         self._client: Any = None
         self._urls: dict[str, str] = {}
 
-    def send(self, queue: str | None, body: str) -> None:
+    def send(self, queue: str | None, body: str, **extra: str) -> None:
         if not queue:
             return
         if self._client is None:
@@ -76,7 +85,7 @@ class _Queues:
                 queue if "://" in queue else self._client.get_queue_url(QueueName=queue)["QueueUrl"]
             )
             self._urls[queue] = url
-        self._client.send_message(QueueUrl=url, MessageBody=body)
+        self._client.send_message(QueueUrl=url, MessageBody=body, **extra)
 
 
 _queues = _Queues()
@@ -86,14 +95,27 @@ class Publisher:
     """Publishes an attempt's ``TrainingEvent``s: to the run registry and the events queue."""
 
     def __init__(
-        self, registry: RunRegistry, key: str, run_id: str, attempt: int, writer: str = ""
+        self,
+        registry: RunRegistry,
+        key: str,
+        run_id: str,
+        attempt: int,
+        writer: str = "",
+        *,
+        fence: Fence | None = None,
     ) -> None:
         self.registry, self.key, self.run_id, self.attempt = registry, key, run_id, attempt
         self.writer = writer
+        self.fence = fence
         self.seq = 0
+        self._lock = threading.Lock()  # checkpoint events come from the writer thread
 
     def __call__(self, event: str, **fields: Any) -> None:
-        self.seq += 1
+        if self.fence is not None:
+            self.fence.check()  # an event is a write: a superseded attempt makes none
+        with self._lock:
+            self.seq += 1
+            seq = self.seq
         message = TrainingEvent(
             run_id=self.run_id,
             event=event,
@@ -101,7 +123,7 @@ class Publisher:
             at=time.time(),
             **fields,
         )
-        self.registry.record_event(self.key, self.seq, message, self.writer)
+        self.registry.record_event(self.key, seq, message, self.writer)
         try:
             _queues.send(os.environ.get("TRAINMQ_EVENTS_QUEUE"), message.to_json())
         except Exception as exc:  # events are advisory: never fail training for one
@@ -164,81 +186,173 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _acquire(
-    registry: RunRegistry, request: TrainRequest, remaining: Callable[[], float] | None
-) -> int | None:
-    """This delivery's attempt, or ``None`` if the run completed meanwhile (attached)."""
-    key = request.idempotency_key
-    stale_after = _env_float("TRAINMQ_STALE_AFTER", 60.0)
-    announced = False
-    while True:
-        if registry.completion(key) is not None:
-            return None
-        attempt = registry.acquire(key, time.time(), _worker_name(), stale_after)
-        if attempt is not None:
-            return attempt
-        if not announced:
-            live = registry.attempts(key)
-            Publisher(
-                registry, key, request.run_id, int(live[-1]["attempt"]), uuid.uuid4().hex[:8]
-            )("attached", message="a duplicate delivery attached to the running attempt")
-            announced = True
-        if remaining is not None and remaining() < 15:
-            raise RetryLater(f"run {request.run_id} is still training elsewhere")
-        time.sleep(1.0)
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Dotted names of the fields where two requests differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for name in sorted(set(old) | set(new)):
+            found += _differences(old.get(name), new.get(name), f"{path}{name}.")
+        return found
+    return [] if old == new else [path.rstrip(".")]
 
 
-def train_request(store: BlobStore, request: TrainRequest, context: Any = None) -> dict[str, Any]:
-    """Train (or resume, or attach to) the run of ``request``; returns the run's result."""
-    from .trainer import OutOfTime, Trainer
+def check_same_request(registered: str, request: TrainRequest) -> None:
+    """A key names one request: the same key with other settings is refused, naming them."""
+    try:  # normalized: a registered body may leave defaults out (the intake keeps it raw)
+        before = json.loads(TrainRequest.model_validate_json(registered).to_json())
+    except ValueError:
+        return
+    now = json.loads(request.to_json())
+    changed = [d for d in _differences(before, now) if d not in _IGNORED_FIELDS]
+    if changed:
+        raise PermanentFailure(
+            f"idempotency key {request.idempotency_key!r} already names a run with other "
+            f"settings: {', '.join(changed)} differ; send a new key for a new run"
+        )
 
+
+#: Fields that do not change what a run computes (a re-send may carry another trace).
+_IGNORED_FIELDS = {"trace_id"}
+
+
+def train_request(
+    store: BlobStore,
+    request: TrainRequest,
+    context: Any = None,
+    *,
+    message_id: str | None = None,
+    queue: str | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or attach to) the run of ``request``; returns the run's result.
+
+    ``message_id`` is the delivery's SQS message id (it tells a redelivery from a
+    duplicate); ``queue`` is where a continuation goes when the invocation's time runs
+    out or the worker is preempted (without one, the message is retried instead).
+    """
     registry = RunRegistry(store)
     key = request.idempotency_key
-    registry.register(request.run_id, key, request.to_json(), time.time())
+    registration = registry.register(request.run_id, key, request.to_json(), time.time())
+    if registration.outcome == "attached":
+        check_same_request(registration.run.request, request)
     remaining = _remaining(context)
-    attempt = _acquire(registry, request, remaining)
-    if attempt is None:
-        done = registry.completion(key)
-        assert done is not None
-        attempts = registry.attempts(key)
-        Publisher(
+    try:
+        outcome = acquire(
             registry,
             key,
-            request.run_id,
-            int(attempts[-1]["attempt"]) if attempts else 1,
-            uuid.uuid4().hex[:8],
-        )(
+            worker=_worker_name(),
+            message_id=message_id,
+            stale_after=_env_float("TRAINMQ_STALE_AFTER", 60.0),
+            remaining=remaining,
+        )
+    except StillTraining as exc:
+        raise RetryLater(f"run {request.run_id}: {exc}") from None
+    if isinstance(outcome, Acquired):
+        return _train_attempt(store, registry, request, outcome.attempt, remaining, queue)
+    attached = Publisher(
+        registry, key, request.run_id, outcome_attempt(registry, key), uuid.uuid4().hex[:8]
+    )
+    if isinstance(outcome, Finished):
+        attached(
             "attached",
-            step=int(done.get("steps", 0)),
+            step=int(outcome.result.get("steps", 0)),
             message="a duplicate delivery found the run complete",
         )
-        return done
-    publish = Publisher(registry, key, request.run_id, attempt)
-    beat_every = _env_float("TRAINMQ_BEAT_EVERY", 5.0)
-    last_beat = [0.0]
+        return outcome.result
+    attached(
+        "attached",
+        message="a duplicate delivery attached to the running attempt; "
+        "it is acknowledged, the run's events report the outcome",
+    )
+    return {"run_id": request.run_id, "attached_to_attempt": outcome.attempt}
 
-    def beat() -> None:
-        now = time.time()
-        if now - last_beat[0] >= beat_every:
-            registry.beat(key, attempt, now)
-            last_beat[0] = now
 
-    trainer = Trainer(store, request, emit=publish, beat=beat, remaining=remaining)
+def outcome_attempt(registry: RunRegistry, key: str) -> int:
+    attempts = registry.attempts(key)
+    return int(attempts[-1]["attempt"]) if attempts else 1
+
+
+def _train_attempt(
+    store: BlobStore,
+    registry: RunRegistry,
+    request: TrainRequest,
+    attempt: int,
+    remaining: Callable[[], float] | None,
+    queue: str | None,
+) -> dict[str, Any]:
+    """Train as ``attempt``: fenced, stamped alive from a thread, preemptible."""
+    from .trainer import OutOfTime, Trainer
+
+    key = request.idempotency_key
+    fence = Fence(registry, key, attempt)
+    publish = Publisher(registry, key, request.run_id, attempt, fence=fence)
+    liveness = Liveness(fence, _env_float("TRAINMQ_BEAT_EVERY", 5.0)).start()
     try:
-        result = trainer.run()
+        with Preemption() as preempted:
+            trainer = Trainer(
+                store,
+                request,
+                emit=publish,
+                beat=ProgressReporter(),
+                remaining=remaining,
+                fence=fence,
+                preempted=preempted,
+            )
+            result = trainer.run()
+        fence.check()
+        outcome = registry.complete(key, {**result.as_dict(), "attempt": attempt})
     except PermanentFailure as exc:
         publish("failed", message=exc.reason)
         raise
+    except Superseded as exc:
+        log.warning("run %s: %s", request.run_id, exc)
+        return {"run_id": request.run_id, "superseded_attempt": attempt}
     except OutOfTime as exc:
-        raise RetryLater(str(exc)) from None
-    outcome = registry.complete(key, {**result.as_dict(), "attempt": attempt})
+        return _continue(registry, request, fence, publish, exc.step, str(exc), queue)
+    finally:
+        liveness.stop()
+    _completed(request, result, publish)
+    return outcome
+
+
+def _continue(
+    registry: RunRegistry,
+    request: TrainRequest,
+    fence: Fence,
+    publish: Publisher,
+    step: int,
+    why: str,
+    queue: str | None,
+) -> dict[str, Any]:
+    """A planned stop is no failure: release the attempt and send a fresh continuation.
+
+    The original message is then acknowledged, so a run that needs many invocations
+    never reaches ``maxReceiveCount``.  A crash between the send and the
+    acknowledgement leaves a duplicate, which attaches (the registry decides).
+    """
+    fence.check()
+    registry.release(request.idempotency_key, fence.attempt, why)
+    publish("released", step=step, message=why)
+    if not queue:
+        raise RetryLater(why)
+    extra: dict[str, str] = {}
+    if queue.endswith(".fifo"):
+        extra = {
+            "MessageGroupId": request.run_id,
+            "MessageDeduplicationId": f"{request.run_id}/{step}"[:128],
+        }
+    _queues.send(queue, request.to_json(), **extra)
+    return {"run_id": request.run_id, "continued_from_step": step}
+
+
+def _completed(request: TrainRequest, result: Any, publish: Publisher) -> None:
+    """Publish the completion; send the evaluation of the final checkpoint, if configured."""
     publish(
         "completed",
         step=result.steps,
         total_steps=result.steps,
         tokens=result.tokens,
         train_loss=result.train_loss,
-        val_loss=result.val_loss,
+        val_loss=result.val_loss_estimate,
         checkpoint_uri=result.checkpoints[-1],
         message=f"weights sha256 {result.weights_sha256}",
     )
@@ -246,14 +360,18 @@ def train_request(store: BlobStore, request: TrainRequest, context: Any = None) 
     if evaluate_queue:
         follow_up = EvaluateRequest(
             run_id=request.run_id,
-            idempotency_key=f"{key}/evaluate",
+            idempotency_key=f"{request.idempotency_key}/evaluate",
             dataset=request.dataset,
             checkpoint_uri=result.checkpoints[-1],
             report_uri=f"{result.output_uri}/evaluation.json",
             trace_id=request.trace_id,
         )
         _queues.send(evaluate_queue, follow_up.to_json())
-    return outcome
+
+
+def _queue_of(record: dict[str, Any]) -> str | None:
+    arn = record.get("eventSourceARN")
+    return str(arn).rsplit(":", 1)[-1] if arn else None
 
 
 def train(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -265,7 +383,9 @@ def train(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request = parse_message(record["body"], TrainRequest)
         assert isinstance(request, TrainRequest)
         limits.check(request)
-        train_request(store, request, context)
+        train_request(
+            store, request, context, message_id=record.get("messageId"), queue=_queue_of(record)
+        )
 
     return _each(event, one)
 

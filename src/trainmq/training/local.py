@@ -29,7 +29,8 @@ _BATCH = re.compile(r"batch queue=(\S+) .*?outcome=(\S+) .*?receive_counts=\[([\
 #: 150 s: six times it is the 900 s visibility timeout of those queues, as AWS advises.
 STAGE_OPTIONS: dict[str, list[str]] = {
     "prepare": ["--timeout", "150"],
-    "train": ["--timeout", "43200", "--long-running"],
+    # A trainer that reports no progress for 15 minutes is hung: kill it, retry the run.
+    "train": ["--timeout", "43200", "--long-running", "--progress-timeout", "900"],
     "evaluate": ["--timeout", "150"],
 }
 

@@ -122,10 +122,26 @@ class TrainRequest(_Message):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     resources: Resources = Resources()
-    priority: int = Field(0, ge=0, le=9)
+    priority: int = Field(
+        0,
+        ge=0,
+        le=9,
+        description="a routing hint: always in the body, so workers can be dedicated to "
+        "urgent runs with FilterCriteria, e.g. --filter "
+        "'{\"body\": {\"priority\": [{\"numeric\": [\">=\", 5]}]}}'",
+    )
     checkpoint_uri: Uri
     output_uri: Uri
     checkpoint_every: int = Field(50, ge=1)
+    checkpoint_seconds: float | None = Field(
+        None, gt=0, description="also checkpoint when this much time passed since the last"
+    )
+    keep_last: int | None = Field(
+        None, ge=1, description="keep only the newest N checkpoints (default: all)"
+    )
+    keep_every: int | None = Field(
+        None, ge=1, description="with keep_last: also keep the checkpoints of every K-th step"
+    )
 
 
 class EvaluateRequest(_Message):
@@ -146,7 +162,7 @@ class TrainingEvent(_Message):
     run_id: Identifier
     event: Literal[
         "started", "resumed", "attached", "progress", "checkpoint", "completed", "evaluated",
-        "failed",
+        "failed", "superseded", "released",
     ]
     attempt: int = Field(1, ge=1)
     at: float | None = Field(None, description="Unix time the event happened")
@@ -154,7 +170,11 @@ class TrainingEvent(_Message):
     total_steps: int | None = Field(None, ge=0)
     tokens: int | None = Field(None, ge=0, description="tokens trained on so far")
     train_loss: float | None = None
-    val_loss: float | None = None
+    val_loss: float | None = Field(
+        None,
+        description="trainer events: an estimate from a few random validation batches; "
+        "'evaluated': the evaluate stage's loss over the whole validation split",
+    )
     checkpoint_uri: Uri | None = None
     message: str | None = Field(None, max_length=4096)
 

@@ -2,16 +2,25 @@
 
 Fan-out: one ``PrepareRequest`` per input file.  Each tokenizes its file with
 the dataset's tokenizer, splits documents into train and validation by a hash
-of their text (so the split is stable), writes fixed-size shards and a *part*
-record of what it wrote.  Everything it writes is a pure function of the
-input, so a redelivered message rewrites identical bytes.  Whichever message
-finds every part present writes the manifest — last, and create-only.
+of their text (long documents — a plain-text file is one — are cut into
+pieces of about ``SPLIT_CHARS`` first, so that they contribute to both splits),
+writes fixed-size shards and a *part* record of what it wrote.  Whichever
+message finds every part present writes the manifest — last, and create-only.
+
+Everything is write-once.  Shards are named by their content's sha256 and
+written create-only, so no later message — a redelivery, or a re-sent request
+with another ``shard_tokens`` or ``val_fraction`` — can change a shard a
+published version names.  A part records the parameters that shaped it and is
+create-only too: a request with other parameters for the same output is refused.
+A manifest with an empty split is never published.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +55,24 @@ class PrepareResult:
     manifest_sha256: str | None = None
 
 
+#: Documents longer than this are cut (at line ends) into pieces for the train/val split.
+SPLIT_CHARS = 4096
+
+
+def _pieces(doc: str) -> list[str]:
+    """``doc`` in pieces of about ``SPLIT_CHARS`` characters, cut after a newline."""
+    pieces: list[str] = []
+    start = 0
+    while len(doc) - start > SPLIT_CHARS:
+        cut = doc.find("\n", start + SPLIT_CHARS)
+        if cut < 0:
+            break
+        pieces.append(doc[start : cut + 1])
+        start = cut + 1
+    pieces.append(doc[start:])
+    return pieces
+
+
 def _is_validation(doc: str, fraction: float) -> bool:
     if fraction <= 0:
         return False
@@ -71,34 +98,21 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
     if eos is None:
         raise PermanentFailure(f"the tokenizer {stored.uri} has no {EOS} token")
     dtype = np.dtype(dtype_for(tokenizer.get_vocab_size())).newbyteorder("<")
-    split_docs: dict[str, list[str]] = {"train": [], "val": []}
-    for doc in documents(data, entry.uri):
-        split_docs["val" if _is_validation(doc, request.val_fraction) else "train"].append(doc)
-
+    split_docs = _split(documents(data, entry.uri), request.val_fraction)
     prefix = key_of(store, request.output_prefix, "output prefix").rstrip("/")
     # The version's own copy of its tokenizer, so that everything it names is inside it.
-    store.put(f"{prefix}/tokenizer.json", stored.data)
+    _write_once(store, f"{prefix}/tokenizer.json", stored.data)
     shards: list[Shard] = []
     for split, docs in split_docs.items():
         ids: list[int] = []
-        for encoding in tokenizer.encode_batch(docs):
+        for encoding, (_, ends) in zip(
+            tokenizer.encode_batch([d for d, _ in docs]), docs, strict=True
+        ):
             ids.extend(encoding.ids)
-            ids.append(eos)
+            if ends:
+                ids.append(eos)
         tokens = np.asarray(ids, dtype=dtype)
-        for number, start in enumerate(range(0, len(tokens), request.shard_tokens)):
-            chunk = tokens[start : start + request.shard_tokens].tobytes()
-            path = f"shards/{entry.sha256[:16]}-{split}-{number:05d}.bin"
-            store.put(f"{prefix}/{path}", chunk)
-            shards.append(
-                Shard(
-                    path=path,
-                    split=split,
-                    tokens=len(chunk) // dtype.itemsize,
-                    bytes=len(chunk),
-                    sha256=hashlib.sha256(chunk).hexdigest(),
-                    input_sha256=entry.sha256,
-                )
-            )
+        shards += _write_shards(store, prefix, split, tokens, request.shard_tokens, entry.sha256)
     part = {
         "input_sha256": entry.sha256,
         "tokenizer": {"path": "tokenizer.json", "sha256": stored.sha256},
@@ -106,14 +120,93 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
         "eos_token": eos,
         "dtype": dtype_for(tokenizer.get_vocab_size()),
         "shards": [s.model_dump() for s in shards],
+        "shaped_by": {
+            "shard_tokens": request.shard_tokens,
+            "val_fraction": request.val_fraction,
+            "split_chars": SPLIT_CHARS,
+        },
     }
-    store.put(f"{prefix}/parts/{entry.sha256}.json", canonical_json(part))
+    _write_part(store, f"{prefix}/parts/{entry.sha256}.json", part)
     total = sum(s.tokens for s in shards)
     order = [i.sha256 for i in source.inputs]
     manifest = _manifest_if_complete(store, source, prefix, order)
     if manifest is None:
         return PrepareResult(entry.sha256, total, len(shards))
     return PrepareResult(entry.sha256, total, len(shards), *manifest)
+
+
+def _split(docs: Iterable[str], fraction: float) -> dict[str, list[tuple[str, bool]]]:
+    """Pieces of documents by split, each with whether it ends its document."""
+    split_docs: dict[str, list[tuple[str, bool]]] = {"train": [], "val": []}
+    for doc in docs:
+        pieces = _pieces(doc)
+        for number, piece in enumerate(pieces, 1):
+            split = "val" if _is_validation(piece, fraction) else "train"
+            split_docs[split].append((piece, number == len(pieces)))
+    return split_docs
+
+
+def _write_shards(
+    store: BlobStore,
+    prefix: str,
+    split: str,
+    tokens: np.ndarray[Any, Any],
+    shard_tokens: int,
+    input_sha256: str,
+) -> list[Shard]:
+    """Cut ``tokens`` into shards, each written once under its content's sha256."""
+    shards = []
+    for start in range(0, len(tokens), shard_tokens):
+        chunk = tokens[start : start + shard_tokens].tobytes()
+        sha256 = hashlib.sha256(chunk).hexdigest()
+        path = f"shards/{sha256}.bin"
+        _write_once(store, f"{prefix}/{path}", chunk)
+        shards.append(
+            Shard(
+                path=path,
+                split=split,
+                tokens=len(chunk) // tokens.dtype.itemsize,
+                bytes=len(chunk),
+                sha256=sha256,
+                input_sha256=input_sha256,
+            )
+        )
+    return shards
+
+
+def _write_once(store: BlobStore, key: str, data: bytes) -> None:
+    """Create ``key`` unless it exists (content-addressed keys: what is there is the same)."""
+    if store.exists(key):
+        return
+    with contextlib.suppress(BlobExists):  # a racing writer wrote the same bytes
+        store.create(key, data)
+
+
+def _write_part(store: BlobStore, key: str, part: dict[str, Any]) -> None:
+    """Create the part record; one that differs (other parameters) is refused."""
+    data = canonical_json(part)
+    try:
+        store.create(key, data)
+    except BlobExists:
+        with store.get(key) as stream:
+            existing = json.loads(stream.read())
+        if existing != part:
+            theirs = existing.get("shaped_by")
+            raise PermanentFailure(
+                f"this input was already prepared into {uri_of(store, key).rsplit('/parts/')[0]} "
+                f"with other parameters ({theirs}, this request {part['shaped_by']}): datasets "
+                "are immutable, write the new version under another output_prefix"
+            ) from None
+
+
+def _check_splits(tokens: dict[str, int], dataset_id: str) -> None:
+    for split, name in (("train", "training"), ("val", "validation")):
+        if tokens[split] == 0:
+            raise PermanentFailure(
+                f"the dataset {dataset_id} would have no {name} tokens, so no run could use "
+                "it: it is not published (give more or longer documents, or another "
+                "val_fraction)"
+            )
 
 
 def _manifest_if_complete(
@@ -142,6 +235,7 @@ def _manifest_if_complete(
             split: sum(s.tokens for s in shards if s.split == split) for split in ("train", "val")
         },
     )
+    _check_splits(manifest.tokens, source.dataset_id)
     data = manifest.to_bytes()
     key = f"{prefix}/manifest.json"
     try:

@@ -12,6 +12,11 @@ exactly-once *effects*:
   rewriting its ``alive`` stamp.  A delivery that finds a live attempt waits
   for it (it is attached); one that finds only a stale attempt takes the run
   over with the next number and resumes from the newest checkpoint.
+* **fencing**: an attempt's number is its fencing token.  An attempt is
+  *superseded* once a later number exists; its holder checks that before every
+  write (:meth:`RunRegistry.superseded`) and stops.  Who may take a run over is
+  decided by watching stamps change on the watcher's own monotonic clock
+  (``training.attempts``), never by comparing another host's wall clock.
 * **completion**: a create-only ``completed.json`` ends the run; every later
   delivery of the key is acknowledged without work.
 * **events**: the ``TrainingEvent``s of every attempt, kept in order, are what
@@ -22,6 +27,7 @@ Layout below ``prefix`` (default ``runs``), ``<h>`` the sha256 of the key::
     <h>/run.json                      the record (create-only)
     <h>/attempt-000001.json           an attempt (create-only)
     <h>/attempt-000001.alive          its liveness stamp (overwritten)
+    <h>/attempt-000001.released       the attempt let go of the run (continuation, preemption)
     <h>/events/000001-00000007.json   event 7 of attempt 1
     <h>/completed.json                the result (create-only)
     by-id/<sha256 of the run id>.json the newest run of that id (its key)
@@ -169,18 +175,23 @@ class RunRegistry:
         base = f"{self._dir(idempotency_key)}/attempt-"
         found: dict[int, dict[str, Any]] = {}
         stamps: dict[int, float] = {}
+        released: set[int] = set()
         for key in self.store.list_keys(base):
             number = int(key[len(base) :].split(".", 1)[0])
+            if key.endswith(".released"):
+                released.add(number)
+                continue
             try:
                 data = _load(self.store, key)
             except (BlobNotFound, ValueError):
                 continue  # an alive stamp being replaced, or one torn by a crash
             if key.endswith(".alive"):
                 stamps[number] = float(data["at"])
-            else:
+            elif key.endswith(".json"):
                 found[number] = data
         for number, attempt in found.items():
             attempt["alive_at"] = max(stamps.get(number, 0.0), float(attempt["started_at"]))
+            attempt["released"] = number in released
         return [found[n] for n in sorted(found)]
 
     def acquire(
@@ -198,10 +209,39 @@ class RunRegistry:
         number = int(attempts[-1]["attempt"]) + 1 if attempts else 1
         return number if self._take(idempotency_key, number, now, worker, **extra) else None
 
-    def beat(self, idempotency_key: str, attempt: int, now: float) -> None:
-        """Keep ``attempt`` alive."""
+    def beat(self, idempotency_key: str, attempt: int, now: float, count: int = 0) -> None:
+        """Keep ``attempt`` alive (``count`` makes every stamp differ from the one before)."""
         key = self._attempt_key(idempotency_key, attempt).removesuffix(".json") + ".alive"
-        self.store.put(key, json.dumps({"at": now}).encode())
+        self.store.put(key, json.dumps({"at": now, "beat": count}).encode())
+
+    def stamp(self, idempotency_key: str, attempt: int) -> bytes | None:
+        """The raw liveness stamp of ``attempt`` (compared for change, never for its time)."""
+        key = self._attempt_key(idempotency_key, attempt).removesuffix(".json") + ".alive"
+        try:
+            with self.store.get(key) as stream:
+                return stream.read()
+        except BlobNotFound:
+            return None
+
+    def superseded(self, idempotency_key: str, attempt: int) -> bool:
+        """Whether a later attempt exists: ``attempt``'s fencing token is no longer current."""
+        return self.store.exists(self._attempt_key(idempotency_key, attempt + 1))
+
+    def release(self, idempotency_key: str, attempt: int, reason: str) -> None:
+        """Let go of the run at once, so the next delivery need not wait out the stale period."""
+        key = self._attempt_key(idempotency_key, attempt).removesuffix(".json") + ".released"
+        self.store.put(key, json.dumps({"reason": reason}).encode())
+
+    def released(self, idempotency_key: str, attempt: int) -> bool:
+        key = self._attempt_key(idempotency_key, attempt).removesuffix(".json") + ".released"
+        return self.store.exists(key)
+
+    def take_after(
+        self, idempotency_key: str, last: int, now: float, worker: str, **extra: Any
+    ) -> int | None:
+        """Take attempt ``last + 1`` (create-only: of racing takers exactly one wins)."""
+        number = last + 1
+        return number if self._take(idempotency_key, number, now, worker, **extra) else None
 
     # -- completion ----------------------------------------------------------------------
     def complete(self, idempotency_key: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,11 @@ class WorkerConfig:
     durability: str = "full"
     store: str | None = None
     delete_payloads: bool = True
+    #: Seconds without progress after which a handler that reports progress is killed
+    #: (None: never); see ``worker.progress``.
+    progress_timeout: float | None = None
+    #: Seconds a stopping worker waits for preempted (progress-reporting) handlers.
+    preempt_grace: float = 60.0
     parsed_filters: tuple[dict[str, Any], ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +102,10 @@ class WorkerConfig:
             raise ConfigurationError("--metrics-port must be between 0 and 65535")
         if not 0 <= self.wait_seconds <= MAX_WAIT_SECONDS:
             raise ConfigurationError("wait_seconds must be between 0 and 20")
+        if self.progress_timeout is not None and self.progress_timeout <= 0:
+            raise ConfigurationError("--progress-timeout must be positive")
+        if self.preempt_grace < 0:
+            raise ConfigurationError("--preempt-grace must not be negative")
         if self.memory_limit_in_mb < 128:
             raise ConfigurationError("memory_limit_in_mb must be at least 128")
 

@@ -32,6 +32,7 @@ from .heartbeat import Heartbeat
 from .metrics import MetricsServer, WorkerMetrics
 from .outcome import Verdict, judge
 from .pool import FunctionSpec, HandlerProcess, Invocation
+from .progress import ProgressGuard
 from .settle import Settler
 
 __all__ = ["Worker"]
@@ -68,6 +69,7 @@ class Worker:
         self._processes: list[HandlerProcess | None] = []
         self._threads: list[threading.Thread] = []
         self._aborted = threading.Event()
+        self._progress: ProgressGuard | None = None
 
     @property
     def client(self) -> Any:
@@ -105,6 +107,8 @@ class Worker:
         self.wait_seconds = self.config.wait_seconds
         if self._release_waiters is None:
             self.wait_seconds = min(self.wait_seconds, REMOTE_WAIT_SECONDS)
+        if self.config.progress_timeout is not None:
+            self._progress = ProgressGuard(self.config.progress_timeout, self._untrack)
         try:
             self._inspect_queue()
             self._processes = self._warm(self.config.concurrency)
@@ -114,6 +118,8 @@ class Worker:
         if self.config.heartbeat:
             self.heartbeat = Heartbeat(self.client, self.queue_url, self.visibility, self.clock)
             self.heartbeat.start()
+        if self._progress is not None:
+            self._progress.start()
         if self.config.metrics_port is not None:
             self.metrics_server = MetricsServer(
                 self.metrics,
@@ -211,6 +217,8 @@ class Worker:
             environment.append(("TRAINMQ_BACKEND", str(self.config.backend)))
         if self.config.store is not None:
             environment.append(("TRAINMQ_STORE", str(self.config.store)))
+        if self._progress is not None:
+            environment.append(self._progress.environment())
         return FunctionSpec(
             handler=self.config.handler,
             name=name,
@@ -348,7 +356,7 @@ class Worker:
                     return
             records = [sqs_record(m, self.queue_arn) for m in messages]
             started = time.monotonic()
-            invocation = self._invoke(slot, records)
+            invocation = self._invoke(slot, records, leases)
         finally:
             self._untrack(leases)
         duration = time.monotonic() - started
@@ -382,14 +390,22 @@ class Worker:
             self.metrics.count("filtered", len(drop))
         return keep
 
-    def _invoke(self, slot: int, records: list[dict[str, Any]]) -> Invocation:
+    def _invoke(self, slot: int, records: list[dict[str, Any]], leases: list[int]) -> Invocation:
         process = self._processes[slot]
         if process is None or not process.alive:
             try:
                 process = self._processes[slot] = HandlerProcess(self._spec())
             except Exception as exc:
                 return Invocation("crash", error=f"cannot start a handler process: {exc}")
-        invocation = process.invoke({"Records": records}, self.config.timeout, str(uuid.uuid4()))
+        if self._progress is not None:
+            self._progress.begin(slot, process, leases)
+        try:
+            invocation = process.invoke(
+                {"Records": records}, self.config.timeout, str(uuid.uuid4())
+            )
+        finally:
+            if self._progress is not None:
+                self._progress.end(slot)
         if invocation.kind in ("timeout", "crash") or self._aborted.is_set():
             process.kill()
             self._processes[slot] = None
@@ -431,10 +447,13 @@ class Worker:
         """Stop receiving, finish running batches within ``timeout``, release the rest.
 
         ``timeout`` defaults to the function timeout plus a few seconds: a running
-        batch cannot take longer than that anyway.
+        batch cannot take longer than that anyway.  Handlers that report progress
+        are preempted instead: asked to checkpoint and return within ``preempt_grace``.
         """
         self.stopping.set()
         deadline = time.monotonic() + (self.config.timeout + 5 if timeout is None else timeout)
+        if self._progress is not None and self._progress.preempt():
+            deadline = min(deadline, time.monotonic() + self.config.preempt_grace)
         if self._own_client and self._client is not None:
             release = self._release_waiters
             if release is not None:
@@ -458,6 +477,8 @@ class Worker:
     def _shutdown(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self._progress is not None:
+            self._progress.close()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         for index, process in enumerate(self._processes):
