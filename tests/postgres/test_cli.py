@@ -38,8 +38,13 @@ def test_queue_commands_take_db_backend_and_the_environment(address: str) -> Non
     assert sent.exit_code == ExitCode.OK, sent.stderr
     got = runner.invoke(app, ["receive", "jobs", "--json", "--backend", address])
     assert got.exit_code == ExitCode.OK, got.stderr
-    assert [m["Body"] for m in json.loads(got.stdout)] == ["hello"]
-    for result in (created, sent, got):
+    assert [m["Body"] for m in json.loads(got.stdout)["Messages"]] == ["hello"]
+    # A read-only command takes a postgresql:// address from TRAINMQ_DB: only SQLite
+    # files that do not exist are refused.
+    listed = runner.invoke(app, ["queue", "list"], env={"TRAINMQ_DB": address})
+    assert listed.exit_code == ExitCode.OK, listed.stderr
+    assert listed.stdout.strip().endswith("/jobs")
+    for result in (created, sent, got, listed):
         assert SECRET not in result.stdout + result.stderr
 
 

@@ -1,10 +1,10 @@
-"""The model-based test of standard-queue semantics, on the PostgreSQL backend.
+"""The model-based tests of queue semantics, on the PostgreSQL backend.
 
-The same hypothesis state machines as ``tests/engine/test_model_based.py``
-(sends with delays, receives, deletes and visibility changes through current,
-stale and dead handles, clock moves, redrive), each example in a fresh schema
-on a fake clock.  The backend delivers the oldest *sent* receivable message
-first (as SQS does), so the model's receivable order here is send order.
+The same hypothesis state machines and reference model as
+``tests/engine/test_model_based.py`` (sends with delays, receives, deletes and
+visibility changes through current, expired, stale and dead handles, clock moves,
+redrive, FIFO groups), each example in a fresh schema on a fake clock: the
+PostgreSQL backend follows exactly the rules the embedded engine does.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ import pytest
 from hypothesis import settings
 
 import trainmq
-from tests.engine.sqs_model import ModelMessage, ModelQueue
-from tests.engine.test_model_based import RedriveQueueMachine, StandardQueueMachine
+from tests.engine.test_model_based import (
+    FifoQueueMachine,
+    RedriveQueueMachine,
+    StandardQueueMachine,
+)
 from tests.postgres.support import drop_schema, require_postgres, schema_url
-
-
-class SendOrderModel(ModelQueue):
-    def receivable(self, now: float) -> list[ModelMessage]:
-        ready = [m for m in self.messages.values() if m.visible_at <= now]
-        return sorted(ready, key=lambda m: m.send_order)
 
 
 class PostgresMachine:
@@ -31,14 +28,6 @@ class PostgresMachine:
 
     directory: str
     clock: Any
-    model: ModelQueue
-    dead_letter: ModelQueue | None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model.__class__ = SendOrderModel
-        if self.dead_letter is not None:
-            self.dead_letter.__class__ = SendOrderModel
 
     def open_client(self) -> Any:
         url = require_postgres()
@@ -58,6 +47,10 @@ class PostgresRedriveMachine(PostgresMachine, RedriveQueueMachine):
     pass
 
 
+class PostgresFifoMachine(PostgresMachine, FifoQueueMachine):
+    pass
+
+
 SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None)
 ROOM = pytest.mark.timeout(420)
 
@@ -65,3 +58,5 @@ TestPostgresStandardQueue = ROOM(PostgresStandardMachine.TestCase)
 TestPostgresStandardQueue.settings = SETTINGS
 TestPostgresRedriveQueue = ROOM(PostgresRedriveMachine.TestCase)
 TestPostgresRedriveQueue.settings = SETTINGS
+TestPostgresFifoQueue = ROOM(PostgresFifoMachine.TestCase)
+TestPostgresFifoQueue.settings = SETTINGS

@@ -7,8 +7,9 @@ waiting for it.
 FIFO queues follow SQS's rules: a group's deliverable messages are those before
 its first message that is not visible (in flight or delayed), so only an
 *earlier* message holds later ones back; a receive fills its batch from one
-group before taking the next; groups never delivered come before groups whose
-head came back from in flight.  A consumer takes a transaction-level advisory
+group before taking the next; groups are served in the order they became
+available (a never-delivered head from its send, a returned head from its return,
+never-delivered first on a tie).  A consumer takes a transaction-level advisory
 lock per group before claiming from it (``pg_try_advisory_xact_lock``): two
 consumers never claim from one group at once, and a locked group is skipped,
 not waited for.  The group's rows are read again under the lock, so a claim
@@ -159,7 +160,13 @@ def _fifo_candidates(
 def _group_order(
     conn: Connection, queue: QueueRow, now_ms: int, taken: set[int]
 ) -> list[str]:
-    """Groups with a deliverable message: never-delivered heads first, then by head."""
+    """Groups with a deliverable message, in the order they became available.
+
+    A group whose head was never received counts from that message's send (its
+    ``visible_at``), one whose head came back from in flight from that return and, on
+    a tie, after the groups never delivered; then by head (send order), as SQS serves
+    them and as the embedded engine does.
+    """
     cutoff = now_ms - queue.retention_ms
     blocked: dict[str, int] = dict(
         conn.execute(
@@ -169,17 +176,17 @@ def _group_order(
         ).fetchall()
     )
     visible = conn.execute(
-        "SELECT group_id, id, receive_count FROM messages "
+        "SELECT group_id, id, receive_count, visible_at FROM messages "
         "WHERE queue_id = %s AND visible_at <= %s AND sent_at > %s ORDER BY id LIMIT %s",
         (queue.id, now_ms, cutoff, _FIFO_SCAN),
     ).fetchall()
-    heads: dict[str, tuple[bool, int]] = {}
-    for group, row_id, receive_count in visible:
+    heads: dict[str, tuple[int, bool, int]] = {}
+    for group, row_id, receive_count, visible_at in visible:
         if group in heads or row_id in taken:
             continue
         if group in blocked and blocked[group] < row_id:
             continue
-        heads[group] = (receive_count > 0, row_id)
+        heads[group] = (int(visible_at), receive_count > 0, row_id)
     return sorted(heads, key=lambda group: heads[group])
 
 

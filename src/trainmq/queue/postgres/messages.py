@@ -280,10 +280,11 @@ def delete(
 ) -> list[SQSError | None]:
     """Delete by receipt handle.
 
-    Standard queues: a stale handle (an earlier delivery) succeeds and deletes
-    nothing, as SQS documents.  FIFO queues: a handle whose visibility timeout has
-    ended, or that a newer delivery replaced, fails with "The receipt handle has
-    expired." as SQS answers.  The handle of a message already deleted succeeds.
+    A stale handle (an earlier delivery) succeeds and deletes nothing, as SQS
+    documents; so does the handle of an already deleted message.  On a FIFO queue the
+    latest handle of a message whose visibility ran out fails with AWS's "The receipt
+    handle has expired.": the message is back in its group's line, and deleting it
+    then could let a consumer skip ahead of the group's order.
     """
     if one_statement(name):
         return _delete_standard(conn, name, handles)
@@ -312,7 +313,7 @@ def delete(
         kept = []
         for index, row_id, token, handle in wanted:
             found = current.get(row_id)
-            if found is not None and (found[0] != token or found[1] <= now_ms):
+            if found is not None and found[0] == token and found[1] <= now_ms:
                 results[index] = _expired(handle)
             else:
                 kept.append((index, row_id, token, handle))
@@ -345,9 +346,16 @@ def change_visibility(
 
 
 def _change_one(conn: Connection, queue: QueueRow, handle: str, timeout: int, now_ms: int) -> None:
+    """Change the visibility of the message's latest delivery.
+
+    As in SQS, the latest handle still works after the visibility ran out, as long as
+    nobody has received the message since: it hides the message again.  A handle from
+    an earlier delivery does not (SQS would accept it): a stale consumer must not hide
+    or release a message that a newer one is working on.
+    """
     row_id, token = checked_handle(queue, handle)
     found = conn.execute(
-        "SELECT receipt_token, visible_at, received_at FROM messages "
+        "SELECT receipt_token, received_at FROM messages "
         "WHERE id = %s AND queue_id = %s FOR UPDATE",
         (row_id, queue.id),
     ).fetchone()
@@ -356,8 +364,8 @@ def _change_one(conn: Connection, queue: QueueRow, handle: str, timeout: int, no
             f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not "
             "exist or is not available for visibility timeout change."
         )
-    current_token, visible_at, received_at = found
-    if current_token is None or bytes(current_token) != token or visible_at <= now_ms:
+    current_token, received_at = found
+    if current_token is None or bytes(current_token) != token or received_at is None:
         raise MessageNotInflight()
     new_visible_at = now_ms + timeout * 1000
     if new_visible_at - received_at > limits.MAX_VISIBILITY_TIMEOUT * 1000:

@@ -21,7 +21,7 @@ from ...errors import (
     QueueNameExists,
 )
 from .. import limits
-from ..attributes import default_attributes, parse_redrive_policy
+from ..attributes import default_attributes, merge, parse_redrive_policy
 from ..model import QueueRecord
 from .commit import Connection
 
@@ -128,7 +128,7 @@ def create(
         if deleted is not None and now_ms - deleted[0] < recreate_ms:
             raise QueueDeletedRecently()
         fifo = name.endswith(".fifo")
-        full = default_attributes(fifo) | attributes
+        full = merge(default_attributes(fifo), attributes)
         conn.execute("DELETE FROM deleted_queues WHERE name = %s", (name,))
         inserted = conn.execute(
             "INSERT INTO queues (name, fifo, attributes, tags, created_at, modified_at) "
@@ -160,12 +160,7 @@ def delete(conn: Connection, name: str, now_ms: int) -> None:
 
 def set_attributes(conn: Connection, name: str, attributes: dict[str, str], now_ms: int) -> None:
     row = load(conn, name, lock=True)
-    merged = dict(row.attributes)
-    for key, value in attributes.items():
-        if value == "" and key in ("RedrivePolicy", "RedriveAllowPolicy", "Policy"):
-            merged.pop(key, None)
-        else:
-            merged[key] = value
+    merged = merge(row.attributes, attributes)
     conn.execute(
         "UPDATE queues SET attributes = %s, modified_at = %s WHERE id = %s",
         (Jsonb(merged), now_ms, row.id),
