@@ -59,6 +59,7 @@ def serve_command(
         list[str] | None,
         typer.Option(
             envvar="TRAINMQ_ALLOWED_HOST",
+            metavar="NAME",
             help="Host name clients use to reach the server, beside loopback and --host "
             "(repeatable; '*' allows any). Other Host headers "
             "are refused, against DNS rebinding.",

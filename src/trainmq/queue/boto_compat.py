@@ -69,7 +69,6 @@ def _boto_str(self: Any) -> str:
 
 def _boto_response(self: Any) -> dict[str, Any]:
     response: dict[str, Any] = SQSError.response.fget(self)  # type: ignore[attr-defined]
-    response["Error"]["QueryErrorCode"] = self.code
     response["ResponseMetadata"] = response_metadata(self.status)
     return response
 
