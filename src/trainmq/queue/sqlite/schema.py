@@ -125,9 +125,10 @@ def create(path: Path) -> None:
     folder fsynced.  A crash or power loss at any point leaves either no
     database or a complete one, never a half-created file that SQLite would
     have to recover.  Where hard links are not supported the file is created in
-    place.  A crash may leave a ``.NAME.*.creating`` file behind; it holds no
-    messages and may be removed.
+    place.  A crash may leave a ``.NAME.PID.*.creating`` file behind: it holds no
+    messages, and the next creation removes those of processes that are gone.
     """
+    _remove_abandoned(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.creating")
     try:
         _build(temporary)
@@ -141,8 +142,25 @@ def create(path: Path) -> None:
                 raise
         _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     finally:
-        for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+
+def _remove_abandoned(path: Path) -> None:
+    for leftover in path.parent.glob(f".{path.name}.*.creating*"):
+        pid = leftover.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
             leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _build(temporary: Path) -> None:
