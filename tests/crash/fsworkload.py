@@ -9,6 +9,9 @@ file operations::
 
     s <body>    before a send        S <body>    after the send returned
     d <body>    before a delete      D <body>    after the delete returned
+    R <body> <receive count>         after a receive returned it
+
+``--durable-receives`` opens the engine as ``trainmq serve`` does, fsyncing claims.
 
 ``python -m tests.crash.fsworkload creation DIR`` creates a new database over and over,
 each time in a forked child that the shim kills just before its Nth file operation
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import trainmq
+from trainmq.queue import LocalClient
+from trainmq.queue.client import open_service
 
 HOLD_SECONDS = 60  # longer than the workload, so a held receipt handle stays current
 
@@ -89,9 +94,13 @@ class PowerWorkload:
             QueueUrl=url,
             MaxNumberOfMessages=self.rng.randint(1, 10),
             VisibilityTimeout=HOLD_SECONDS,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
-        for m in response.get("Messages", []):
+        received = response.get("Messages", [])
+        for m in received:
             self.held.append((url, m["Body"], m["ReceiptHandle"]))
+        counts = [f"{m['Body']} {m['Attributes']['ApproximateReceiveCount']}" for m in received]
+        self.marks.write("R", counts)
 
     def change_visibility(self) -> None:
         url, body, handle = self.held[self.rng.randrange(len(self.held))]
@@ -121,9 +130,14 @@ class PowerWorkload:
         self.marks.write("D", [bodies[int(e["Id"])] for e in response.get("Successful", [])])
 
 
-def power(directory: Path, durability: str, operations: int, seed: int) -> None:
+def power(
+    directory: Path, durability: str, operations: int, seed: int, durable_receives: bool
+) -> None:
     marks = Marks(directory / "acks")
-    with trainmq.client(directory / "queues.db", durability=durability) as client:
+    service = open_service(
+        directory / "queues.db", durability=durability, durable_receives=durable_receives
+    )
+    with LocalClient(service) as client:
         workload = PowerWorkload(client, marks, random.Random(seed))
         for _ in range(operations):
             workload.step()
@@ -168,9 +182,10 @@ def main() -> None:
     parser.add_argument("--operations", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=500)
+    parser.add_argument("--durable-receives", action="store_true")
     args = parser.parse_args()
     if args.mode == "power":
-        power(args.directory, args.durability, args.operations, args.seed)
+        power(args.directory, args.durability, args.operations, args.seed, args.durable_receives)
     else:
         print(json.dumps(creation(args.directory, args.limit)))
 

@@ -7,7 +7,11 @@ crash point:
 
 - every acknowledged send is present, unless a delete of it had been issued;
 - no message whose delete was acknowledged is present;
-- every message present was at least issued (nothing invented).
+- every message present was at least issued (nothing invented);
+- with ``check_receives`` (for a workload run with durable receives, as
+  ``trainmq serve`` runs), no acknowledged receive is undone: a message still
+  present has at least the receive count that receive returned, so its holder's
+  receipt handle still owns it.
 """
 
 from __future__ import annotations
@@ -37,8 +41,18 @@ class PowerReport:
     def lost(self) -> int:
         return sum(1 for v in self.violations if v.startswith("lost"))
 
+    def undone_receives(self) -> int:
+        return sum(1 for v in self.violations if v.startswith("undone receive"))
 
-def record(directory: Path, shim: Path, durability: str, operations: int, seed: int) -> Path:
+
+def record(
+    directory: Path,
+    shim: Path,
+    durability: str,
+    operations: int,
+    seed: int,
+    durable_receives: bool = False,
+) -> Path:
     """Run the power workload under the shim in ``directory/traced``; the log's path."""
     traced = directory / "traced"
     traced.mkdir(parents=True)
@@ -47,14 +61,15 @@ def record(directory: Path, shim: Path, durability: str, operations: int, seed: 
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "tests.crash.fsworkload", "power", str(traced)]
     command += ["--durability", durability, "--operations", str(operations), "--seed", str(seed)]
+    command += ["--durable-receives"] if durable_receives else []
     subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=600)
     return log
 
 
-def _marks(ops: list[fstrace.Op], k: int, traced: Path) -> dict[str, set[str]]:
+def _marks(ops: list[fstrace.Op], k: int, traced: Path) -> dict[str, dict[str, int]]:
     """What the workload had written to its ``acks`` file by operation ``k``."""
     acks = str(traced / "acks")
-    marks: dict[str, set[str]] = {"s": set(), "S": set(), "d": set(), "D": set()}
+    marks: dict[str, dict[str, int]] = {kind: {} for kind in "sSdDR"}
     fds: set[int] = set()
     for op in ops[:k]:
         if op.kind == fstrace.OPEN:
@@ -63,24 +78,32 @@ def _marks(ops: list[fstrace.Op], k: int, traced: Path) -> dict[str, set[str]]:
             fds.discard(op.fd)
         elif op.kind == fstrace.WRITE and op.fd in fds:
             for line in op.data.decode().splitlines():
-                kind, body = line.split(" ", 1)
-                marks[kind].add(body)
+                kind, body, *count = line.split(" ")
+                marks[kind][body] = max(marks[kind].get(body, 0), int(count[0]) if count else 0)
     return marks
 
 
-def _bodies(path: Path) -> set[str]:
+def _bodies(path: Path) -> dict[str, int]:
+    """Every message's body and receive count, after trainmq opened (and recovered) the file."""
     with trainmq.client(path) as client:
         client.list_queues()
     conn = sqlite3.connect(path)
     try:
         if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise AssertionError("integrity check failed")
-        return {row[0] for row in conn.execute("SELECT body FROM messages")}
+        return dict(conn.execute("SELECT body, receive_count FROM messages").fetchall())
     finally:
         conn.close()
 
 
-def check_states(log: Path, traced: Path, scratch: Path, states: int, seed: int) -> PowerReport:
+def check_states(
+    log: Path,
+    traced: Path,
+    scratch: Path,
+    states: int,
+    seed: int,
+    check_receives: bool = False,
+) -> PowerReport:
     ops = fstrace.read_trace(log)
     rng = random.Random(seed)
     report = PowerReport()
@@ -104,11 +127,14 @@ def check_states(log: Path, traced: Path, scratch: Path, states: int, seed: int)
         except Exception as exc:
             report.violations.append(f"unopenable: {where}: {type(exc).__name__}: {exc}")
             continue
-        for body in sorted(marks["S"] - marks["d"] - present):
+        for body in sorted(marks["S"].keys() - marks["d"].keys() - present.keys()):
             report.violations.append(f"lost acknowledged send {body}: {where}")
-        for body in sorted(marks["D"] & present):
+        for body in sorted(marks["D"].keys() & present.keys()):
             report.violations.append(f"undone acknowledged delete {body}: {where}")
-        for body in sorted(present - marks["s"]):
+        for body in sorted(present.keys() - marks["s"].keys()):
             report.violations.append(f"invented {body}: {where}")
+        for body, count in sorted(marks["R"].items()) if check_receives else ():
+            if body in present and present[body] < count:
+                report.violations.append(f"undone receive {body} #{count}: {where}")
         shutil.rmtree(into)
     return report

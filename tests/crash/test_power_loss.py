@@ -54,6 +54,29 @@ def test_the_harness_sees_the_losses_of_durability_normal(tmp_path: Path, shim: 
     assert report.lost() > 0, report.violations[:5]
 
 
+def test_receives_through_the_server_are_not_undone_by_power_loss(
+    tmp_path: Path, shim: Path
+) -> None:
+    """``trainmq serve`` fsyncs claims: a remote consumer's receipt handle outlives a
+    power loss of the server, so no second consumer gets the message meanwhile."""
+    log = power.record(tmp_path, shim, "full", OPERATIONS, seed=21, durable_receives=True)
+    report = power.check_states(
+        log, tmp_path / "traced", tmp_path / "states", STATES, seed=22, check_receives=True
+    )
+    assert report.violations == []
+
+
+def test_embedded_receives_may_be_undone_by_power_loss(tmp_path: Path, shim: Path) -> None:
+    """The window docs/durability.md describes for embedded consumers (who die with the
+    machine): their unsynced claims may roll back.  Also proves the receive check works."""
+    log = power.record(tmp_path, shim, "full", OPERATIONS, seed=21)
+    report = power.check_states(
+        log, tmp_path / "traced", tmp_path / "states", STATES, seed=22, check_receives=True
+    )
+    assert report.undone_receives() > 0
+    assert report.lost() == 0
+
+
 def test_creation_killed_at_every_file_operation_reopens(tmp_path: Path, shim: Path) -> None:
     """A kill at any file operation of ``trainmq.client(new_path)`` leaves nothing, or a
     database that opens; never a file refused forever."""

@@ -42,9 +42,11 @@ class SqliteBackend:
 
     ``durability="full"`` (default) fsyncs every commit that a caller's promise
     depends on; ``"normal"`` skips those fsyncs (safe against process crashes,
-    not against power loss).  ``poll_interval`` bounds how late a long poll
-    notices a message sent by *another process* (same-process sends wake it at
-    once).
+    not against power loss).  ``durable_receives=True`` fsyncs receive claims
+    too: for consumers on other machines (through ``trainmq serve``), whose
+    receipt handles outlive a power loss of this one (docs/durability.md).
+    ``poll_interval`` bounds how late a long poll notices a message sent by
+    *another process* (same-process sends wake it at once).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class SqliteBackend:
         account_id: str = "000000000000",
         busy_timeout: float = 30.0,
         poll_interval: float = 0.002,
+        durable_receives: bool = False,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -66,6 +69,7 @@ class SqliteBackend:
         self.account_id = account_id
         self.durability = durability
         self._poll_interval = poll_interval
+        self._durable_receives = durable_receives
         self._last_sweep: dict[str, int] = {}
         self._move_threads: list[threading.Thread] = []
         self._closed = threading.Event()
@@ -184,7 +188,10 @@ class SqliteBackend:
 
     def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
         def claim() -> list[ReceivedMessage]:
-            return self._write(lambda c, now: self._claim(c, name, request, now), durable=False)
+            return self._write(
+                lambda c, now: self._claim(c, name, request, now),
+                durable=self._durable_receives,
+            )
 
         if request.wait_seconds <= 0:
             return claim()
