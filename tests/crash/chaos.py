@@ -51,17 +51,22 @@ def kill_runs(directory: Path, kills: int, rng: random.Random) -> list[scenarios
 
 
 def power_runs(
-    directory: Path, states: int, durability: str, rng: random.Random
+    directory: Path,
+    states: int,
+    durability: str,
+    rng: random.Random,
+    durable_receives: bool = False,
 ) -> power.PowerReport:
     shim = fstrace.build_shim(directory)
     total = power.PowerReport()
     n = 0
     while total.states < states:
-        run = directory / f"power-{durability}-{n}"
-        log = power.record(run, shim, durability, OPERATIONS, rng.randrange(2**32))
+        run = directory / f"power-{durability}-{durable_receives}-{n}"
+        seed = rng.randrange(2**32)
+        log = power.record(run, shim, durability, OPERATIONS, seed, durable_receives)
         count = min(STATES_PER_RECORDING, states - total.states)
         report = power.check_states(
-            log, run / "traced", run / "states", count, rng.randrange(2**32)
+            log, run / "traced", run / "states", count, seed, check_receives=durable_receives
         )
         total.states += report.states
         total.policies += report.policies
@@ -99,6 +104,7 @@ def main() -> int:
     print(f"seed {args.seed}, files in {directory}", flush=True)
     creation = creation_kills(directory)
     full = power_runs(directory, args.power_states, "full", rng)
+    served = power_runs(directory, args.power_states // 2, "full", rng, durable_receives=True)
     control = power_runs(directory, max(100, args.power_states // 10), "normal", rng)
     kills = kill_runs(directory, args.kills, rng)
     print(f"\nSIGKILL scenarios ({time.monotonic() - started:.0f} s in all)")
@@ -107,14 +113,20 @@ def main() -> int:
         print(outcome.row())
     print(f"{'total':<40} {sum(o.rounds for o in kills):>6} {sum(o.kills for o in kills):>6}")
     print(f"\n{'power loss':<40} {'states':>6} {'acked sends checked':>20} {'violations':>10}")
-    for label, report in (("durability=full", full), ("durability=normal (control)", control)):
+    rows = [
+        ("durability=full", full),
+        ("full, receives fsynced (as serve)", served),
+        ("durability=normal (control: must lose)", control),
+    ]
+    for label, report in rows:
         print(
             f"{label:<40} {report.states:>6} {report.acked_sends:>20} {len(report.violations):>10}"
         )
     failures = [str(f) for f in creation["failures"]]  # type: ignore[attr-defined]
     points = creation["points"]
     print(f"\ncreation killed at each of {points} file operations: {len(failures)} failures")
-    problems = [v for o in kills for v in o.violations] + full.violations + failures
+    problems = [v for o in kills for v in o.violations] + full.violations + served.violations
+    problems += failures
     for problem in problems[:50]:
         print("VIOLATION", problem)
     if control.lost() == 0:
