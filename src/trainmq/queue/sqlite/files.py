@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 
 from ...errors import ConfigurationError, StorageError
@@ -102,16 +103,22 @@ class OpenDatabase:
 
 
 class _OpenFiles:
-    """The process's open databases by (device, inode)."""
+    """The process's open databases by (device, inode).
+
+    The table holds them weakly: a database whose clients were all dropped
+    without ``close()`` is closed by the garbage collector, as an unshared one
+    would be, instead of staying open for the life of the process.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_key: dict[tuple[int, int], OpenDatabase] = {}
+        self._by_key: weakref.WeakValueDictionary[tuple[int, int], OpenDatabase]
+        self._by_key = weakref.WeakValueDictionary()
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
         self._lock = threading.Lock()
-        self._by_key = {}
+        self._by_key = weakref.WeakValueDictionary()
 
     def open(self, path: Path, busy_timeout: float) -> OpenDatabase:
         with self._lock:
