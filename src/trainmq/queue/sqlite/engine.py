@@ -86,13 +86,22 @@ class SqliteBackend:
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
-    def _write(self, fn: Callable[[sqlite3.Connection, int], T], *, durable: bool = True) -> T:
-        """Run ``fn`` in the next group commit; fsynced first if ``durable`` and this
-        client's durability is "full" (clients of one file may differ)."""
+    def _write(
+        self,
+        fn: Callable[[sqlite3.Connection, int], T],
+        *,
+        durable: bool = True,
+        sync: bool | None = None,
+    ) -> T:
+        """Run ``fn`` in the next group commit.  ``durable``: a change that long polls
+        wait for; ``sync`` (default ``durable``): fsynced before returning, if this
+        client's durability is "full" (clients sharing one file may differ)."""
         self._usable()
+        wanted = durable if sync is None else sync
         return self._database.committer.submit(
             lambda conn: fn(conn, self._now_ms()),
-            durable=durable and self.durability == "full",
+            durable=durable,
+            sync=wanted and self.durability == "full",
         )
 
     def _read(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
@@ -190,7 +199,8 @@ class SqliteBackend:
         def claim() -> list[ReceivedMessage]:
             return self._write(
                 lambda c, now: self._claim(c, name, request, now),
-                durable=self._durable_receives,
+                durable=False,
+                sync=self._durable_receives,
             )
 
         if request.wait_seconds <= 0:
