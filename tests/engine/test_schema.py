@@ -198,3 +198,21 @@ def test_a_forked_child_opens_its_own_database(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
         bodies = [m["Body"] for m in parent.receive_message(QueueUrl=url)["Messages"]]
     assert bodies == ["from child"]
+
+
+def test_clients_sharing_a_file_keep_their_own_durability(tmp_path: Path) -> None:
+    """One write connection serves both clients; only the "full" one's commits are fsynced."""
+    path = tmp_path / "queues.db"
+    with trainmq.client(path) as full, trainmq.client(path, durability="normal") as normal:
+        url = full.create_queue(QueueName="q")["QueueUrl"]
+        writer = full.service.backend._database.committer._conn
+
+        def synchronous() -> int:
+            return int(writer.execute("PRAGMA synchronous").fetchone()[0])
+
+        normal.send_message(QueueUrl=url, MessageBody="scratch")
+        assert synchronous() == 1  # NORMAL: no fsync at commit
+        full.send_message(QueueUrl=url, MessageBody="kept")
+        assert synchronous() == 2  # FULL
+        full.receive_message(QueueUrl=url)
+        assert synchronous() == 1  # an embedded claim is not fsynced
