@@ -1,6 +1,6 @@
 """One history checker for every crash scenario, independent of the engine.
 
-It reads the agents' logs (``agent.py``) and the final drain, and reports every
+It reads the peers' logs (``peer.py``) and the final drain, and reports every
 violation of what trainmq promises under process kills:
 
 - **lost**: an acknowledged send that nobody tried to delete and that is not in

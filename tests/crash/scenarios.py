@@ -1,10 +1,10 @@
-"""Crash scenarios: agents (and a server) SIGKILLed in rounds, then every message accounted for.
+"""Crash scenarios: peers (and a server) SIGKILLed in rounds, then every message accounted for.
 
 Each scenario creates a queue with a dead-letter queue (``maxReceiveCount``),
-runs two producers and two consumers (``agent.py``), optionally an opener that
-keeps opening and closing the file, agents with two clients each, or a
-``trainmq serve`` process that the agents reach through boto3.  Every round
-refills the slots, lets the new agents work, then SIGKILLs a random subset
+runs two producers and two consumers (``peer.py``), optionally an opener that
+keeps opening and closing the file, peers with two clients each, or a
+``trainmq serve`` process that the peers reach through boto3.  Every round
+refills the slots, lets the new peers work, then SIGKILLs a random subset
 (the server included).  At the end the test drains both queues and hands
 everything to the history checker (``history.py``).
 """
@@ -149,10 +149,10 @@ class Run:
         command = [sys.executable, "-m", "trainmq", "serve", "--port", str(self.port)]
         self.server = Process(name, [*command, "--db", self.db], self.directory)
 
-    def _agent(self, slot: str, round_number: int) -> Process:
+    def _peer(self, slot: str, round_number: int) -> Process:
         role = slot.split("-")[0]
         name = f"r{round_number}-{slot}"
-        command = [sys.executable, "-m", "tests.crash.agent", role, "--log"]
+        command = [sys.executable, "-m", "tests.crash.peer", role, "--log"]
         command += [str(self.directory / f"{name}.log"), "--queue", self.s.queue]
         command += ["--tag", name, "--visibility", str(self.s.visibility)]
         command += ["--clients", str(self.s.clients), "--seed", str(self.rng.randrange(2**32))]
@@ -185,7 +185,7 @@ class Run:
                 continue
             if process is not None:
                 self.retired.append(process)
-            self.slots[slot] = self._agent(slot, number)
+            self.slots[slot] = self._peer(slot, number)
             started.append(self.slots[slot])
         self._wait(lambda: all(p.lines() > 0 or not p.running() for p in started), 60)
         self.kill_some()

@@ -1,9 +1,9 @@
 """A producer, consumer or file opener for the crash scenarios, meant to be SIGKILLed.
 
-Run as ``python -m tests.crash.agent ROLE --log PATH (--db PATH | --endpoint URL) ...``
+Run as ``python -m tests.crash.peer ROLE --log PATH (--db PATH | --endpoint URL) ...``
 from the repository root.  Each log line is one ``write`` of an ``O_APPEND`` file
 (a process kill loses nothing the kernel accepted), so the log says what the
-agent knew when it died.  Times are ``time.time()``; ``tb``/``ta`` bracket a call,
+peer knew when it died.  Times are ``time.time()``; ``tb``/``ta`` bracket a call,
 so whatever the engine did for it happened between them::
 
     send <tb> <body> <group>            before a send (group "-" on standard queues)
@@ -16,7 +16,7 @@ so whatever the engine did for it happened between them::
 
 Bodies are ``<tag>-<n>``; consumers never delete bodies whose ``n`` is a multiple of
 ``POISON_EVERY`` (the redrive policy must dead-letter them).  With ``--clients 2``
-the agent opens two clients on the same file and alternates between them.
+the peer opens two clients on the same file and alternates between them.
 The ``opener`` role opens and closes the database over and over, as CLI calls
 and monitors do.
 """
@@ -53,7 +53,7 @@ def now() -> str:
     return f"{time.time():.6f}"
 
 
-class Agent:
+class Peer:
     def __init__(self, args: argparse.Namespace, clients: list[Any]) -> None:
         self.args = args
         self.clients = clients
@@ -69,7 +69,7 @@ class Agent:
 
     def call(self, method: str, **params: Any) -> dict[str, Any] | None:
         """One call; None when it failed (an SQS error, or with a remote endpoint a failed
-        connection): the agent then knows nothing about its effect."""
+        connection): the peer then knows nothing about its effect."""
         try:
             result: dict[str, Any] = getattr(self.client(), method)(QueueUrl=self.url, **params)
             return result
@@ -232,8 +232,8 @@ def main() -> None:
                 time.sleep(0.1)
     else:
         clients = [trainmq.client(args.db) for _ in range(args.clients)]
-    agent = Agent(args, clients)
-    agent.produce() if args.role == "producer" else agent.consume()
+    peer = Peer(args, clients)
+    peer.produce() if args.role == "producer" else peer.consume()
     for client in clients:
         client.close()
 
