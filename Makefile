@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 TORCH_VERSION := 2.13.0
 
-.PHONY: venv demo test lint bench clean browser
+.PHONY: venv demo test lint bench clean browser chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ browser:
 
 test: venv browser
 	$(BIN)/python -m pytest
+
+# The long crash run: >= 1000 SIGKILLs of agents and servers and >= 1000 power-loss disk
+# states, then a table (`make test` runs the quick version in tests/crash/).
+chaos: venv
+	$(BIN)/python -m tests.crash.chaos --kills 1000 --power-states 1000
 
 lint: venv
 	$(BIN)/ruff check src tests bench deploy

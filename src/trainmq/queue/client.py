@@ -80,12 +80,15 @@ def open_service(
     endpoint: str = "http://localhost:9324",
     region: str = "us-east-1",
     account_id: str = "000000000000",
+    durable_receives: bool = False,
 ) -> SQSService:
     """An ``SQSService`` over the backend the address names.
 
     ``sqlite:///path`` or a plain path: the embedded engine.  ``sqs://[REGION]``:
     Amazon SQS.  ``http(s)://host:port``: any SQS-compatible endpoint.
     ``postgresql://user@host/db``: the PostgreSQL backend (many hosts, one database).
+    ``durable_receives`` makes the embedded engine fsync receive claims (the
+    server does, for its remote consumers).
     """
     if is_postgres_address(address):
         assert isinstance(address, str)
@@ -112,6 +115,7 @@ def open_service(
         durability=durability,
         region=region,
         account_id=account_id,
+        durable_receives=durable_receives,
     )
     return SQSService(backend, endpoint=endpoint)
 

@@ -97,6 +97,7 @@ def build_app(config: ServerConfig) -> SQSApp:
         region=config.region,
         account_id=config.account_id,
         endpoint=f"http://{config.host}:{config.port}",
+        durable_receives=True,  # remote consumers' handles outlive a power loss of this host
     )
     return SQSApp(
         service,

@@ -34,11 +34,12 @@ _MAX_BATCH = 512
 
 
 class _Op(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "lead", "result")
+    __slots__ = ("done", "durable", "error", "fn", "lead", "result", "sync")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], T], durable: bool, sync: bool) -> None:
         self.fn = fn
         self.durable = durable
+        self.sync = sync
         self.done: threading.Event | None = None  # only callers that wait need one
         self.lead = False
         self.result: T | None = None
@@ -66,9 +67,20 @@ class GroupCommitter:
         self._synchronous = ""
         self.commits = 0
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """Run ``fn(conn)`` in the next group transaction and return its result."""
-        op: _Op[T] = _Op(fn, durable)
+    def submit(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        durable: bool = True,
+        sync: bool | None = None,
+    ) -> T:
+        """Run ``fn(conn)`` in the next group transaction and return its result.
+
+        ``durable``: a change others may wait for (``on_commit`` runs after it).
+        ``sync`` (default: ``durable``): the commit must be fsynced before returning;
+        clients of one file with ``durability="normal"`` share the committer and say no.
+        """
+        op: _Op[T] = _Op(fn, durable, durable if sync is None else sync)
         with self._mutex:
             if self._closed:
                 raise StorageError("the queue database is closed")
@@ -138,7 +150,7 @@ class GroupCommitter:
 
     def _run_batch(self, batch: list[_Op[Any]]) -> None:
         conn = self._conn
-        wanted = "FULL" if self._full_sync and any(op.durable for op in batch) else "NORMAL"
+        wanted = "FULL" if self._full_sync and any(op.sync for op in batch) else "NORMAL"
         try:
             if wanted != self._synchronous:
                 conn.execute(f"PRAGMA synchronous = {wanted}")

@@ -1,7 +1,8 @@
 """``SqliteBackend``: the embedded, durable, multi-process SQS engine.
 
 One database file holds every queue.  Writes go through a group committer (one
-writer thread per process), reads of the long-poll watcher use a separate
+writer connection per file per process, shared by every client of the file in
+the process: see ``files``), reads and the long-poll watcher use a separate
 connection.  Any number of processes may open the same file: SQLite's locks
 serialise their transactions and every claim is atomic.
 """
@@ -27,8 +28,7 @@ from ..model import (
     SelectedMove,
     SendResult,
 )
-from . import browse, messages, moves, queues, schema
-from .commit import GroupCommitter
+from . import browse, files, messages, moves, queues
 
 __all__ = ["SqliteBackend"]
 
@@ -42,9 +42,11 @@ class SqliteBackend:
 
     ``durability="full"`` (default) fsyncs every commit that a caller's promise
     depends on; ``"normal"`` skips those fsyncs (safe against process crashes,
-    not against power loss).  ``poll_interval`` bounds how late a long poll
-    notices a message sent by *another process* (same-process sends wake it at
-    once).
+    not against power loss).  ``durable_receives=True`` fsyncs receive claims
+    too: for consumers on other machines (through ``trainmq serve``), whose
+    receipt handles outlive a power loss of this one (docs/durability.md).
+    ``poll_interval`` bounds how late a long poll notices a message sent by
+    *another process* (same-process sends wake it at once).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class SqliteBackend:
         account_id: str = "000000000000",
         busy_timeout: float = 30.0,
         poll_interval: float = 0.002,
+        durable_receives: bool = False,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -65,62 +68,48 @@ class SqliteBackend:
         self.region = region
         self.account_id = account_id
         self.durability = durability
-        self._busy_timeout = busy_timeout
         self._poll_interval = poll_interval
-        self._changed = threading.Event()
-        self._waiting = 0
-        self._waiting_lock = threading.Lock()
+        self._durable_receives = durable_receives
         self._last_sweep: dict[str, int] = {}
         self._move_threads: list[threading.Thread] = []
         self._closed = threading.Event()
         self._released = threading.Event()
-        schema.check_file(self.path)
-        schema.ensure_parent(self.path)
-        self._committer = GroupCommitter(
-            self._open_writer(), full_sync=durability == "full", on_commit=self._notify
-        )
-        self._watch_lock = threading.Lock()
-        self._watcher = self._connect()
+        self._shut = False
+        self._database = files.open_database(self.path, busy_timeout)
 
     # -- connections ------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=self._busy_timeout,
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
-
-    def _open_writer(self) -> sqlite3.Connection:
-        conn = self._connect()
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            conn.close()
-            raise ConfigurationError(f"{self.path}: the file system does not support WAL mode")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps hot index pages in memory
-        schema.migrate(conn)
-        return conn
-
-    def _notify(self) -> None:
-        if self._waiting:
-            changed, self._changed = self._changed, threading.Event()
-            changed.set()
+    def _usable(self) -> None:
+        if self._shut:
+            raise StorageError("the queue database is closed")
+        self._database.check_process()
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
-    def _write(self, fn: Callable[[sqlite3.Connection, int], T], *, durable: bool = True) -> T:
-        return self._committer.submit(lambda conn: fn(conn, self._now_ms()), durable=durable)
+    def _write(
+        self,
+        fn: Callable[[sqlite3.Connection, int], T],
+        *,
+        durable: bool = True,
+        sync: bool | None = None,
+    ) -> T:
+        """Run ``fn`` in the next group commit.  ``durable``: a change that long polls
+        wait for; ``sync`` (default ``durable``): fsynced before returning, if this
+        client's durability is "full" (clients sharing one file may differ)."""
+        self._usable()
+        wanted = durable if sync is None else sync
+        return self._database.committer.submit(
+            lambda conn: fn(conn, self._now_ms()),
+            durable=durable,
+            sync=wanted and self.durability == "full",
+        )
 
     def _read(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
         """A read on its own connection, in one snapshot: in WAL mode it neither waits for
         nor blocks writers (counting a million messages must not stall every send)."""
-        with self._watch_lock:
-            conn = self._watcher
+        self._usable()
+        with self._database.watch_lock:
+            conn = self._database.watcher
             try:
                 conn.execute("BEGIN")
                 try:
@@ -208,24 +197,29 @@ class SqliteBackend:
 
     def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
         def claim() -> list[ReceivedMessage]:
-            return self._write(lambda c, now: self._claim(c, name, request, now), durable=False)
+            return self._write(
+                lambda c, now: self._claim(c, name, request, now),
+                durable=False,
+                sync=self._durable_receives,
+            )
 
         if request.wait_seconds <= 0:
             return claim()
         deadline = self.clock.now() + request.wait_seconds
-        with self._waiting_lock:
-            self._waiting += 1
+        database = self._database
+        with database.waiting_lock:
+            database.waiting += 1
         try:
             while True:
-                changed = self._changed
+                changed = database.changed
                 version = self._data_version()
                 claimed = claim()
                 if claimed or self.clock.now() >= deadline or self._released.is_set():
                     return claimed
                 self._wait_for_change(name, changed, version, deadline)
         finally:
-            with self._waiting_lock:
-                self._waiting -= 1
+            with database.waiting_lock:
+                database.waiting -= 1
 
     def _claim(
         self, conn: sqlite3.Connection, name: str, request: ReceiveRequest, now: int
@@ -236,16 +230,16 @@ class SqliteBackend:
         return messages.claim(conn, name, request, now, self.arn)
 
     def _data_version(self) -> int:
-        with self._watch_lock:
-            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+        with self._database.watch_lock:
+            return int(self._database.watcher.execute("PRAGMA data_version").fetchone()[0])
 
     def _wait_for_change(
         self, name: str, changed: threading.Event, version: int, deadline: float
     ) -> None:
         """Block until this process commits, another process commits, a delayed or
         in-flight message of the queue comes due, or the deadline passes."""
-        with self._watch_lock:
-            due_ms = messages.next_visible_at(self._watcher, name, self._now_ms())
+        with self._database.watch_lock:
+            due_ms = messages.next_visible_at(self._database.watcher, name, self._now_ms())
         wake_at = deadline if due_ms is None else min(deadline, due_ms / 1000)
         while not self._released.is_set():
             remaining = wake_at - self.clock.now()
@@ -330,7 +324,7 @@ class SqliteBackend:
     def release_waiters(self) -> None:
         """End every long poll at once (they return what they hold, or nothing); for shutdown."""
         self._released.set()
-        self._changed.set()
+        self._database.wake_all()
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -340,9 +334,8 @@ class SqliteBackend:
         self.release_waiters()
         for thread in self._move_threads:
             thread.join()
-        self._committer.close()
-        with self._watch_lock:
-            self._watcher.close()
+        self._shut = True
+        files.close_database(self._database)
 
     def __enter__(self) -> SqliteBackend:
         return self
