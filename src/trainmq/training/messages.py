@@ -14,7 +14,14 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import PermanentFailure
 
@@ -110,6 +117,18 @@ class PrepareRequest(_Message):
     shard_tokens: int = Field(65536, ge=1024)
     val_fraction: float = Field(0.05, ge=0, lt=1)
     idempotency_key: Identifier
+    tokenizer_uri: Uri | None = Field(
+        None,
+        description="an existing tokenizer.json in the store to use instead of training one "
+        "(vocab_size is then the tokenizer's); needs tokenizer_sha256",
+    )
+    tokenizer_sha256: Sha256 | None = Field(None, description="the sha256 that pins it")
+
+    @model_validator(mode="after")
+    def _tokenizer_pinned(self) -> PrepareRequest:
+        if (self.tokenizer_uri is None) != (self.tokenizer_sha256 is None):
+            raise ValueError("tokenizer_uri and tokenizer_sha256 go together (pin by sha256)")
+        return self
 
 
 class TrainRequest(_Message):

@@ -63,6 +63,7 @@ from .locations import key_of, open_pipeline_store, uri_of
 from .messages import TrainRequest
 from .outcomes import RetryLater
 from .runs import RunRegistry
+from .sampler import TokenSampler
 
 __all__ = ["Run", "RunStopped", "capture_rng", "restore_rng"]
 
@@ -340,6 +341,22 @@ class Run:
         others = {k: v for k, v in metrics.items() if k not in _EVENT_FIELDS}
         message = json.dumps(others, sort_keys=True, default=str) if others else None
         publish("progress", step=step, message=message, **fields)
+
+    def sampler(self, *, rank: int = 0, world_size: int = 1, split: str = "train") -> TokenSampler:
+        """The built-in trainer's deterministic sampler over the request's dataset (its
+        ``model.context``, ``optimizer.batch_size`` and ``optimizer.seed``), for ``rank`` of
+        ``world_size``: ``sampler.batch(step)`` needs no state beyond the step."""
+        request = self.request
+        return TokenSampler.open(
+            self.store,
+            request.dataset,
+            context=request.model.context,
+            batch_size=request.optimizer.batch_size,
+            seed=request.optimizer.seed,
+            rank=rank,
+            world_size=world_size,
+            split=split,
+        )
 
     @property
     def should_stop(self) -> bool:
