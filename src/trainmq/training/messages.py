@@ -18,6 +18,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -160,6 +164,14 @@ class TrainRequest(_Message):
     )
     keep_every: int | None = Field(
         None, ge=1, description="with keep_last: also keep the checkpoints of every K-th step"
+    )
+    entrypoint: Identifier | None = Field(
+        None,
+        description="train with this launch command of the worker's entrypoints file "
+        "(training.entrypoints) instead of the built-in model",
+    )
+    params: dict[str, StrictBool | StrictInt | StrictFloat | StrictStr] | None = Field(
+        None, description="the entrypoint's parameters (checked against its bounds)"
     )
 
 

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -65,7 +67,26 @@ from .outcomes import RetryLater
 from .runs import RunRegistry
 from .sampler import TokenSampler
 
-__all__ = ["Run", "RunStopped", "capture_rng", "restore_rng"]
+__all__ = [
+    "ATTEMPT_ENV",
+    "DEADLINE_ENV",
+    "EXIT_PERMANENT",
+    "EXIT_STOPPED",
+    "REQUEST_ENV",
+    "Run",
+    "RunStopped",
+    "capture_rng",
+    "restore_rng",
+]
+
+#: Exit codes of a launched job: it checkpointed and stopped to resume later (EX_TEMPFAIL) /
+#: it can never succeed (EX_DATAERR).  0 is done; any other code is retried.
+EXIT_STOPPED = 75
+EXIT_PERMANENT = 65
+#: The environment a launcher gives its job (see ``training.launcher``).
+REQUEST_ENV = "TRAINMQ_REQUEST"
+ATTEMPT_ENV = "TRAINMQ_ATTEMPT"
+DEADLINE_ENV = "TRAINMQ_DEADLINE"
 
 log = logging.getLogger("trainmq.training")
 
@@ -143,6 +164,7 @@ class Run:
         record: dict[str, Any] | None = None,
         remaining: Callable[[], float] | None = None,
         stop_margin: float = 10.0,
+        adopt_attempt: int | None = None,
     ) -> None:
         self.request = request
         self.store = store or open_pipeline_store()
@@ -167,10 +189,24 @@ class Run:
         self._step_seconds = 0.0
         self._write_seconds = 0.0
         self._completed = False
+        #: Set when a launcher (``training.launcher``) holds the attempt and runs this loop.
+        self.adopted = adopt_attempt
 
     # -- entering and leaving ---------------------------------------------------------------
+    @classmethod
+    def launched(cls) -> Run:
+        """The run a launcher started this process for (``training.launcher``): the attempt
+        it holds, its request, store and deadline, from the environment."""
+        request = TrainRequest.model_validate_json(os.environ[REQUEST_ENV])
+        deadline = os.environ.get(DEADLINE_ENV)
+        remaining = (lambda: float(deadline) - time.time()) if deadline else None
+        return cls(request, remaining=remaining, adopt_attempt=int(os.environ[ATTEMPT_ENV]))
+
     def __enter__(self) -> Run:
         request = self.request
+        if self.adopted is not None:
+            self._start(Acquired(self.adopted))
+            return self
         registration = self.registry.register(
             request.run_id, self.key, request.to_json(), time.time()
         )
@@ -230,6 +266,8 @@ class Run:
     def _settle(self, exc: BaseException | None) -> bool:
         """What the loop's way out means for the run; whether to swallow ``exc``."""
         assert self._fence is not None and self._publish is not None
+        if self.adopted is not None:
+            return self._settle_launched(exc)
         if isinstance(exc, RunStopped):
             # _continue raises RetryLater without a queue: the message is delivered again.
             self.result = _continue(
@@ -248,6 +286,20 @@ class Run:
             return True
         if isinstance(exc, PermanentFailure):
             self._publish("failed", message=exc.reason)
+        return False
+
+    def _settle_launched(self, exc: BaseException | None) -> bool:
+        """Under a launcher, the way out is an exit code: the launcher owns the message."""
+        assert self._publish is not None
+        if isinstance(exc, RunStopped):
+            raise SystemExit(EXIT_STOPPED)
+        if isinstance(exc, Superseded):
+            log.warning("run %s: %s", self.request.run_id, exc)
+            raise SystemExit(EXIT_STOPPED)
+        if isinstance(exc, PermanentFailure):
+            self._publish("failed", message=exc.reason)
+            print(f"permanent failure: {exc.reason}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_PERMANENT)
         return False
 
     # -- what the loop calls ----------------------------------------------------------------
