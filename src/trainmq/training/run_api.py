@@ -234,8 +234,12 @@ class Run:
     def _start(self, outcome: Acquired) -> None:
         self.attempt = outcome.attempt
         fence = self._fence = Fence(self.registry, self.key, self.attempt)
+        # The ranks of a launched multi-process job share the attempt: each but rank 0
+        # names itself, so their events' numbers never collide.
+        rank = os.environ.get("RANK", "0") if self.adopted is not None else "0"
+        writer = "" if rank == "0" else f"rank{rank}"
         self._publish = Publisher(
-            self.registry, self.key, self.request.run_id, self.attempt, fence=fence
+            self.registry, self.key, self.request.run_id, self.attempt, writer, fence=fence
         )
         self._checkpoints = CheckpointStore(
             self.store,
