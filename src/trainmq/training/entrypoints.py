@@ -139,7 +139,8 @@ def _param(entry: str, name: str, spec: dict[str, Any]) -> Param:
 
 
 class Entrypoints:
-    """The entrypoints a worker allows (read once, when the worker starts)."""
+    """The entrypoints a worker allows (the launch handler reads the file at each
+    invocation: an edit applies from the next batch on)."""
 
     def __init__(self, entrypoints: dict[str, Entrypoint]) -> None:
         self.entrypoints = entrypoints
