@@ -80,7 +80,7 @@ def main() -> None:
             if stop or (step % args.checkpoint_every == 0 and step < args.steps):
                 dist.barrier()  # every rank finished the step: rank 0's state is everyone's
                 if rank == 0:
-                    run.checkpoint(step, **parts)
+                    run.checkpoint(step, wait=stop, **parts)
                 dist.barrier()
             if stop:
                 dist.destroy_process_group()

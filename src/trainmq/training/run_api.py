@@ -50,7 +50,7 @@ from ..errors import PermanentFailure
 from ..store import BlobStore
 from ..worker.progress import Preemption, ProgressReporter
 from .attempts import Acquired, Attached, Finished, StillTraining, acquire
-from .checkpoints import CheckpointStore
+from .checkpoints import AsyncCheckpointer, CheckpointStore
 from .fencing import Fence, Liveness, Superseded
 from .handlers import (
     Publisher,
@@ -185,6 +185,7 @@ class Run:
         self._preemption = Preemption()
         self._progress = ProgressReporter()
         self._checkpoints: CheckpointStore | None = None
+        self._writer: AsyncCheckpointer | None = None
         self._last_report: float | None = None
         self._step_seconds = 0.0
         self._write_seconds = 0.0
@@ -262,6 +263,8 @@ class Run:
             return False  # a duplicate or a finished run: nothing was trained here
         self._preemption.__exit__(exc_type, exc, tb)
         try:
+            if self._writer is not None:
+                self._writer.wait_quietly()  # a checkpoint being written is finished first
             return self._settle(exc)
         finally:
             if self._liveness is not None:
@@ -368,19 +371,40 @@ class Run:
             state["data_position"] = data_position
         return state
 
-    def checkpoint(self, step: int, state: dict[str, Any] | None = None, **parts: Any) -> str:
+    def checkpoint(
+        self, step: int, state: dict[str, Any] | None = None, *, wait: bool = False, **parts: Any
+    ) -> str:
         """Save the checkpoint of ``step``: ``state`` as given, or built by ``state(step,
-        **parts)``; state first, marker last, keep-last-N applied.  Returns its URI."""
-        _, publish, checkpoints = self._require()
+        **parts)``; state first, marker last, keep-last-N applied; returns its URI.
+
+        The state is copied to host memory at once and written by a background thread
+        (the loop goes on meanwhile; the ``checkpoint`` event follows the marker); ``wait``
+        waits for the write.  A failed background write is raised by the next call."""
+        _, _, checkpoints = self._require()
+        writer = self._writer_for(checkpoints)
         if state is None:
             state = self.state(step, **parts)
-        started = time.perf_counter()
-        directory = checkpoints.save(step, state)
-        self._write_seconds = time.perf_counter() - started
+        writer.submit(step, state)
+        if wait:
+            writer.wait(self._progress)
         self._progress()
-        uri = uri_of(self.store, directory)
-        publish("checkpoint", step=step, checkpoint_uri=uri)
-        return uri
+        return uri_of(self.store, checkpoints.directory(step))
+
+    def _writer_for(self, checkpoints: CheckpointStore) -> AsyncCheckpointer:
+        if self._writer is None:
+            self._writer = AsyncCheckpointer(checkpoints, self._saved)
+        return self._writer
+
+    def _saved(self, step: int, directory: str) -> None:
+        """A background write finished (its marker is written): publish it."""
+        assert self._publish is not None and self._writer is not None
+        self._write_seconds = self._writer.last_write_seconds
+        self._publish("checkpoint", step=step, checkpoint_uri=uri_of(self.store, directory))
+
+    def wait(self) -> None:
+        """Wait for the checkpoint being written, if any (raise its error, if it failed)."""
+        if self._writer is not None:
+            self._writer.wait(self._progress)
 
     def report(self, step: int, **metrics: Any) -> None:
         """Record a ``progress`` event (``loss``/``train_loss``, ``val_loss``, ``tokens`` and
@@ -429,7 +453,7 @@ class Run:
     def stop(self, step: int, state: dict[str, Any] | None = None, **parts: Any) -> None:
         """Checkpoint ``step`` and stop; leaving the ``with`` block then releases the attempt
         and continues the run in a later delivery.  Always raises ``RunStopped``."""
-        self.checkpoint(step, state, **parts)
+        self.checkpoint(step, state, wait=True, **parts)
         why = (
             "the worker is shutting down (preemption)"
             if self._preemption()
@@ -438,8 +462,10 @@ class Run:
         raise RunStopped(step, why)
 
     def complete(self, **result: Any) -> dict[str, Any]:
-        """Record the run's result (create-only: the first wins) and a ``completed`` event."""
+        """Record the run's result (create-only: the first wins) and a ``completed`` event,
+        once the checkpoint being written (if any) is complete."""
         fence, publish, _ = self._require()
+        self.wait()
         fence.check()
         outcome = self.registry.complete(
             self.key, {"run_id": self.request.run_id, **result, "attempt": self.attempt}
