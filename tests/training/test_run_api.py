@@ -112,3 +112,43 @@ def test_the_deadline_stops_checkpoints_and_retries_to_identical_weights(
     assert time.monotonic() - started < 30  # a released attempt is taken over at once
     _same_weights(tmp_path / "whole.pt", tmp_path / "resumed.pt")
     assert [e.step for e in registry.events("user/d") if e.event == "resumed"] == [13]
+
+
+def test_sigterm_checkpoints_releases_and_the_rerun_resumes_at_once(tmp_path: Path) -> None:
+    steps = 40
+    _finish(_loop(tmp_path / "whole", "t", steps, tmp_path / "whole.pt", 0.0))
+    stopped = tmp_path / "stopped"
+    process = _loop(stopped, "t", steps, tmp_path / "resumed.pt", 0.05)
+    deadline = time.monotonic() + 120
+    while not [s for s in _checkpointed(stopped, "t") if s >= 10]:
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # what a preempting worker forwards to its handler
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0 and "RetryLater" in output  # no queue: retried
+    assert "preemption" in output
+    registry = RunRegistry(open_store(stopped))
+    assert registry.attempts("user/t")[-1]["released"]
+    released = [e.step for e in registry.events("user/t") if e.event == "released"]
+    assert len(released) == 1 and released[0] == _checkpointed(stopped, "t")[-1]
+
+    env = {**_env(), "TRAINMQ_STALE_AFTER": "600"}  # a released attempt needs no waiting
+    rerun = subprocess.run(
+        [
+            sys.executable,
+            str(LOOP),
+            str(stopped),
+            "t",
+            str(steps),
+            "5",
+            str(tmp_path / "resumed.pt"),
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    _same_weights(tmp_path / "whole.pt", tmp_path / "resumed.pt")
+    assert [e.step for e in registry.events("user/t") if e.event == "resumed"] == released

@@ -1,7 +1,7 @@
 """The LLM training domain: message schemas (the pipeline stages build on them), and
 ``Run``: the durable-run API for training loops users write themselves."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .messages import (
     SCHEMA_VERSION,
@@ -29,6 +29,9 @@ __all__ = [
     "TrainingEvent",
     "parse_message",
 ]
+
+if TYPE_CHECKING:
+    from .run_api import Run
 
 
 def __getattr__(name: str) -> Any:
