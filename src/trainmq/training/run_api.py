@@ -277,15 +277,18 @@ class Run:
             return self._settle_launched(exc)
         if isinstance(exc, RunStopped):
             # _continue raises RetryLater without a queue: the message is delivered again.
-            self.result = _continue(
-                self.registry,
-                self.request,
-                self._fence,
-                self._publish,
-                exc.step,
-                exc.why,
-                self.queue,
-            )
+            try:
+                self.result = _continue(
+                    self.registry,
+                    self.request,
+                    self._fence,
+                    self._publish,
+                    exc.step,
+                    exc.why,
+                    self.queue,
+                )
+            except Superseded:  # taken over meanwhile: the run is someone else's to continue
+                self.result = {"run_id": self.request.run_id, "superseded_attempt": self.attempt}
             return True
         if isinstance(exc, Superseded):
             log.warning("run %s: %s", self.request.run_id, exc)
