@@ -19,7 +19,7 @@ PUBLIC = {
     "trainmq.server": ["Credentials", "SQSApp", "ServerConfig", "load_credentials", "serve"],
     "trainmq.training": [
         "SCHEMA_VERSION", "DatasetRef", "EvaluateRequest", "ModelConfig", "OptimizerConfig",
-        "PrepareRequest", "Resources", "TrainRequest", "TrainingEvent", "parse_message",
+        "PrepareRequest", "Resources", "Run", "TrainRequest", "TrainingEvent", "parse_message",
     ],
     "trainmq.store": [
         "BlobExists", "BlobInfo", "BlobNotFound", "BlobStore", "BlobStream", "InvalidKey",

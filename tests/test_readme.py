@@ -34,6 +34,7 @@ API = ('sqs = trainmq.client("sqlite:///.trainmq/queues.db")', 'QueueName="shard
 ENDPOINT = ('"sqs", endpoint_url="http://127.0.0.1:9324"', 'broker="sqs://local:local@')
 HANDLER = ("# app.py: an ordinary Lambda handler",)
 PIPELINE = ("source_uri, source_sha, inputs = ingest(", "while (dataset := manifest_ref(")
+OWN_LOOP = ("# your own model and loop, made durable by trainmq",)
 
 
 def block(marker: str) -> str:
@@ -46,7 +47,7 @@ def run(code: str, namespace: dict[str, Any]) -> None:
 
 
 def test_every_python_block_is_run() -> None:
-    claimed = [block(marker) for marker in (*API, *ENDPOINT, *HANDLER, *PIPELINE)]
+    claimed = [block(marker) for marker in (*API, *ENDPOINT, *HANDLER, *PIPELINE, *OWN_LOOP)]
     assert sorted(claimed) == sorted(BLOCKS)
 
 
@@ -150,3 +151,16 @@ def test_documents_link_only_to_files_in_the_repository(page: Path) -> None:
     local = [link for link in links if "://" not in link and not link.startswith("mailto:")]
     missing = [link for link in local if not (page.parent / link).exists()]
     assert not missing
+
+
+def test_your_own_loop_made_durable(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trainmq.store import open_store
+    from trainmq.training.runs import RunRegistry
+
+    run(block(OWN_LOOP[0]), {})
+    assert capsys.readouterr().out == "20\n"
+    registry = RunRegistry(open_store(".trainmq/store"))
+    assert [e.event for e in registry.events("my-run/1")][-1] == "completed"
+    run(block(OWN_LOOP[0]), {})  # a second delivery finds the run complete: it trains nothing
+    assert capsys.readouterr().out == "20\n"
+    assert len(registry.attempts("my-run/1")) == 1

@@ -14,7 +14,18 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import PermanentFailure
 
@@ -110,6 +121,18 @@ class PrepareRequest(_Message):
     shard_tokens: int = Field(65536, ge=1024)
     val_fraction: float = Field(0.05, ge=0, lt=1)
     idempotency_key: Identifier
+    tokenizer_uri: Uri | None = Field(
+        None,
+        description="an existing tokenizer.json in the store to use instead of training one "
+        "(vocab_size is then the tokenizer's); needs tokenizer_sha256",
+    )
+    tokenizer_sha256: Sha256 | None = Field(None, description="the sha256 that pins it")
+
+    @model_validator(mode="after")
+    def _tokenizer_pinned(self) -> PrepareRequest:
+        if (self.tokenizer_uri is None) != (self.tokenizer_sha256 is None):
+            raise ValueError("tokenizer_uri and tokenizer_sha256 go together (pin by sha256)")
+        return self
 
 
 class TrainRequest(_Message):
@@ -141,6 +164,14 @@ class TrainRequest(_Message):
     )
     keep_every: int | None = Field(
         None, ge=1, description="with keep_last: also keep the checkpoints of every K-th step"
+    )
+    entrypoint: Identifier | None = Field(
+        None,
+        description="train with this launch command of the worker's entrypoints file "
+        "(training.entrypoints) instead of the built-in model",
+    )
+    params: dict[str, StrictBool | StrictInt | StrictFloat | StrictStr] | None = Field(
+        None, description="the entrypoint's parameters (checked against its bounds)"
     )
 
 

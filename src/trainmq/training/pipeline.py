@@ -156,9 +156,16 @@ def prepare_requests(
     *,
     vocab_size: int = 2048,
     shard_tokens: int = 65536,
+    tokenizer: tuple[str, str] | None = None,
 ) -> list[PrepareRequest]:
-    """The fan-out: one ``PrepareRequest`` per input file, all writing one dataset version."""
-    prefix = uri_of(store, f"datasets/{dataset_id}/versions/{source_sha256[:16]}-v{vocab_size}")
+    """The fan-out: one ``PrepareRequest`` per input file, all writing one dataset version.
+
+    ``tokenizer``: the URI and sha256 of an existing ``tokenizer.json`` to use instead of
+    training one (the version then lives in a folder named by that sha256)."""
+    uri, sha256 = tokenizer or (None, None)
+    flavour = f"t{sha256[:16]}" if sha256 else f"v{vocab_size}"
+    pin = f"-{flavour}" if sha256 else ""
+    prefix = uri_of(store, f"datasets/{dataset_id}/versions/{source_sha256[:16]}-{flavour}")
     return [
         PrepareRequest(
             dataset_id=dataset_id,
@@ -169,7 +176,9 @@ def prepare_requests(
             output_prefix=prefix,
             vocab_size=vocab_size,
             shard_tokens=shard_tokens,
-            idempotency_key=f"prepare/{source_sha256[:16]}/{item.sha256[:16]}",
+            idempotency_key=f"prepare/{source_sha256[:16]}{pin}/{item.sha256[:16]}",
+            tokenizer_uri=uri,
+            tokenizer_sha256=sha256,
         )
         for item in inputs
     ]

@@ -41,7 +41,7 @@ from .dataset import (
 )
 from .locations import key_of, uri_of
 from .messages import PrepareRequest
-from .tokenizer import EOS, documents, ensure_tokenizer
+from .tokenizer import EOS, documents, ensure_tokenizer, pinned_tokenizer
 
 __all__ = ["PrepareResult", "prepare"]
 
@@ -92,7 +92,10 @@ def prepare(store: BlobStore, request: PrepareRequest) -> PrepareResult:
             f"the source says {entry.sha256}"
         )
     data = read_verified(store, entry.uri, entry.sha256, "input")
-    stored = ensure_tokenizer(store, source, request.vocab_size)
+    if request.tokenizer_uri and request.tokenizer_sha256:
+        stored = pinned_tokenizer(store, request.tokenizer_uri, request.tokenizer_sha256)
+    else:
+        stored = ensure_tokenizer(store, source, request.vocab_size)
     tokenizer = stored.tokenizer
     eos = tokenizer.token_to_id(EOS)
     if eos is None:
@@ -221,6 +224,11 @@ def _manifest_if_complete(
         with store.get(key) as stream:
             parts[sha] = json.loads(stream.read())
     first = next(iter(parts.values()))
+    if any(part["tokenizer"] != first["tokenizer"] for part in parts.values()):
+        raise PermanentFailure(
+            f"the parts of {source.dataset_id} under {prefix} were tokenized by different "
+            "tokenizers: one version has one tokenizer (prepare again under another prefix)"
+        )
     inputs_sha256 = source.content_sha256
     shards = [Shard(**s) for sha in parts for s in parts[sha]["shards"]]
     manifest = Manifest(

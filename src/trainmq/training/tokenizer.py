@@ -107,3 +107,14 @@ def ensure_tokenizer(store: BlobStore, source: Source, vocab_size: int) -> Store
     return StoredTokenizer(
         uri, data, hashlib.sha256(data).hexdigest(), Tokenizer.from_str(data.decode())
     )
+
+
+def pinned_tokenizer(store: BlobStore, uri: str, sha256: str) -> StoredTokenizer:
+    """A tokenizer a team already has (a ``tokenizer.json`` in the store), read only if its
+    bytes hash to ``sha256``: a dataset can never be tokenized by a file that changed."""
+    data = read_verified(store, uri, sha256, "tokenizer")
+    try:
+        tokenizer = Tokenizer.from_str(data.decode())
+    except Exception as exc:  # the tokenizers library raises its own untyped errors
+        raise PermanentFailure(f"the tokenizer {uri} is not a tokenizer.json: {exc}") from None
+    return StoredTokenizer(uri, data, sha256, tokenizer)

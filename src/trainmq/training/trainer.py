@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import PermanentFailure
@@ -33,12 +32,12 @@ from .fencing import Fence
 from .locations import key_of, uri_of
 from .messages import TrainRequest
 from .model import GPT, weights_sha256
+from .sampler import SAMPLER, window_rows
 from .shards import ShardCache, TokenSplit, default_cache_dir, map_split
 
 __all__ = ["OutOfTime", "TrainResult", "Trainer", "pick_device"]
 
 EVAL_BATCHES = 4
-SAMPLER = "random-offsets/1"
 
 
 class OutOfTime(Exception):
@@ -149,10 +148,9 @@ class Trainer:
     def _batch(
         self, tokens: TokenSplit, seed: list[int], device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        context = self.request.model.context
-        rng = np.random.default_rng(seed)
-        starts = rng.integers(0, len(tokens) - context - 1, size=self.request.optimizer.batch_size)
-        rows = np.stack([tokens[s : s + context + 1] for s in starts]).astype(np.int64)
+        rows = window_rows(
+            tokens, seed, self.request.model.context, self.request.optimizer.batch_size
+        )
         if int(rows.max()) >= self.vocab_size:
             raise PermanentFailure("the dataset holds token ids outside its vocabulary")
         batch = torch.from_numpy(rows).to(device)
