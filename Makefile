@@ -48,7 +48,7 @@ chaos: venv
 	$(BIN)/python -m tests.crash.chaos --kills 1000 --power-states 1000
 
 lint: venv
-	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff check src tests bench deploy examples
 	$(BIN)/mypy
 	$(BIN)/mypy --strict deploy/aws/trainmq_stack deploy/aws/__main__.py
 
