@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import random
-import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -308,7 +307,7 @@ class Run:
             raise SystemExit(EXIT_STOPPED)
         if isinstance(exc, PermanentFailure):
             self._publish("failed", message=exc.reason)
-            print(f"permanent failure: {exc.reason}", file=sys.stderr, flush=True)
+            log.error("permanent failure: %s", exc.reason)  # the job's log, kept by the launcher
             raise SystemExit(EXIT_PERMANENT)
         return False
 
