@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
+from ..rows import decode_attributes
 from . import queues
 from .commit import Connection
-from .messages import decode_attributes
 from .moves import declared_source, move_row
 
 __all__ = ["move_selected", "peek"]

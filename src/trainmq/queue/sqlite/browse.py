@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
+from ..rows import decode_attributes
 from . import queues
-from .messages import decode_attributes
 from .moves import dead_letter_sources, move_row, origin
 
 __all__ = ["move_selected", "peek"]

@@ -1,0 +1,100 @@
+"""Message rows to SQS shapes, the same for every engine.
+
+Both engines store a message's attributes as the same JSON text and read a
+delivered message back as the same columns (``MESSAGE_COLUMNS``), so turning
+rows into SQS results is database-neutral and lives here once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from .model import MessageAttributeValue, NewMessage, ReceivedMessage, SendResult
+
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "decode_attributes",
+    "encode_attributes",
+    "received_message",
+    "send_result",
+]
+
+MESSAGE_COLUMNS = (
+    "message_id, body, md5_of_body, attributes, system_attributes, sent_at, receive_count, "
+    "first_received_at, group_id, deduplication_id, sequence_number, dead_letter_source"
+)
+
+
+def encode_attributes(attributes: dict[str, MessageAttributeValue]) -> str | None:
+    if not attributes:
+        return None
+    return json.dumps(
+        {
+            name: [value.data_type, base64.b64encode(value.binary_value).decode("ascii"), True]
+            if value.binary_value is not None
+            else [value.data_type, value.string_value, False]
+            for name, value in attributes.items()
+        }
+    )
+
+
+def decode_attributes(text: str | None) -> dict[str, MessageAttributeValue]:
+    if not text:
+        return {}
+    result = {}
+    for name, (data_type, value, binary) in json.loads(text).items():
+        if binary:
+            result[name] = MessageAttributeValue(data_type, binary_value=base64.b64decode(value))
+        else:
+            result[name] = MessageAttributeValue(data_type, string_value=value)
+    return result
+
+
+def send_result(message: NewMessage, message_id: str, sequence_number: str | None) -> SendResult:
+    return SendResult(
+        message_id,
+        message.md5_of_body,
+        message.md5_of_message_attributes,
+        message.md5_of_system_attributes,
+        sequence_number,
+    )
+
+
+def received_message(values: tuple[Any, ...], handle: str) -> ReceivedMessage:
+    """The delivered message of one row, ``values`` read as ``MESSAGE_COLUMNS``."""
+    (
+        message_id,
+        body,
+        md5,
+        attributes,
+        system,
+        sent_at,
+        receive_count,
+        first_received,
+        group_id,
+        dedup_id,
+        sequence_number,
+        dead_letter_source,
+    ) = values
+    system_attributes = {
+        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+        "SentTimestamp": str(sent_at),
+        "ApproximateReceiveCount": str(receive_count),
+        "ApproximateFirstReceiveTimestamp": str(first_received),
+        "SqsManagedSseEnabled": "true",
+    }
+    trace = decode_attributes(system).get("AWSTraceHeader")
+    if trace is not None and trace.string_value:
+        system_attributes["AWSTraceHeader"] = trace.string_value
+    optional = {
+        "MessageGroupId": group_id,
+        "MessageDeduplicationId": dedup_id,
+        "SequenceNumber": sequence_number,
+        "DeadLetterQueueSourceArn": dead_letter_source,
+    }
+    system_attributes |= {key: value for key, value in optional.items() if value is not None}
+    return ReceivedMessage(
+        message_id, handle, body, md5, system_attributes, decode_attributes(attributes)
+    )
