@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from .model import MessageAttributeValue, NewMessage, ReceivedMessage, SendResult
+from .model import MessageAttributeValue, NewMessage, PeekedMessage, ReceivedMessage, SendResult
 
 __all__ = [
     "MESSAGE_COLUMNS",
+    "PEEK_COLUMNS",
     "decode_attributes",
     "encode_attributes",
+    "message_state",
+    "peeked_message",
     "received_message",
     "send_result",
 ]
@@ -24,6 +28,11 @@ __all__ = [
 MESSAGE_COLUMNS = (
     "message_id, body, md5_of_body, attributes, system_attributes, sent_at, receive_count, "
     "first_received_at, group_id, deduplication_id, sequence_number, dead_letter_source"
+)
+
+PEEK_COLUMNS = (
+    "id, message_id, body, attributes, sent_at, receive_count, first_received_at, visible_at, "
+    "received_at, group_id, dead_letter_source"
 )
 
 
@@ -97,4 +106,27 @@ def received_message(values: tuple[Any, ...], handle: str) -> ReceivedMessage:
     system_attributes |= {key: value for key, value in optional.items() if value is not None}
     return ReceivedMessage(
         message_id, handle, body, md5, system_attributes, decode_attributes(attributes)
+    )
+
+
+def message_state(visible_at: int, received_at: int | None, now_ms: int) -> str:
+    if visible_at <= now_ms:
+        return "visible"
+    return "delayed" if received_at is None else "in flight"
+
+
+def peeked_message(row: Sequence[Any], now_ms: int) -> PeekedMessage:
+    """The browsed message of one row, read as ``PEEK_COLUMNS``."""
+    return PeekedMessage(
+        position=int(row[0]),
+        message_id=row[1],
+        body=row[2],
+        message_attributes=decode_attributes(row[3]),
+        sent_at=int(row[4]),
+        receive_count=int(row[5]),
+        first_received_at=None if row[6] is None else int(row[6]),
+        visible_at=int(row[7]),
+        state=message_state(int(row[7]), row[8], now_ms),
+        group_id=row[9],
+        dead_letter_source=row[10],
     )
