@@ -12,14 +12,25 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .model import MessageAttributeValue, NewMessage, PeekedMessage, ReceivedMessage, SendResult
+from .model import (
+    SOURCE_QUEUE,
+    MessageAttributeValue,
+    MoveTask,
+    NewMessage,
+    PeekedMessage,
+    ReceivedMessage,
+    SendResult,
+)
 
 __all__ = [
     "MESSAGE_COLUMNS",
     "PEEK_COLUMNS",
+    "TASK_COLUMNS",
+    "declared_source",
     "decode_attributes",
     "encode_attributes",
     "message_state",
+    "move_task",
     "peeked_message",
     "received_message",
     "send_result",
@@ -33,6 +44,11 @@ MESSAGE_COLUMNS = (
 PEEK_COLUMNS = (
     "id, message_id, body, attributes, sent_at, receive_count, first_received_at, visible_at, "
     "received_at, group_id, dead_letter_source"
+)
+
+TASK_COLUMNS = (
+    "task_handle, source_name, destination, max_per_second, status, moved, to_move, "
+    "started_at, failure_reason"
 )
 
 
@@ -130,3 +146,36 @@ def peeked_message(row: Sequence[Any], now_ms: int) -> PeekedMessage:
         group_id=row[9],
         dead_letter_source=row[10],
     )
+
+
+def move_task(row: Sequence[Any]) -> MoveTask:
+    """The message-move task of one ``move_tasks`` row, read as ``TASK_COLUMNS``."""
+    return MoveTask(
+        task_handle=row[0],
+        source=row[1],
+        destination=row[2],
+        max_per_second=row[3],
+        status=row[4],
+        moved=int(row[5]),
+        to_move=int(row[6]),
+        started_at=int(row[7]),
+        failure_reason=row[8],
+    )
+
+
+def declared_source(attributes: str | None) -> str | None:
+    """The source queue ARN a dead-lettered copy declares in its ``trainmq.SourceQueue``.
+
+    SQS records the source of what its redrive policy moved; a copy that a worker
+    sent to the DLQ itself (a ``PermanentFailure``) names its source in this
+    attribute instead, so a move task without a destination can send it back too.
+    """
+    if not attributes:
+        return None
+    try:
+        value = json.loads(attributes).get(SOURCE_QUEUE)
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(value, list) or len(value) != 3 or value[2] or not isinstance(value[1], str):
+        return None
+    return value[1] if value[1].startswith("arn:") else None

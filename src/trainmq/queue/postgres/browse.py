@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
-from ..rows import PEEK_COLUMNS, message_state, peeked_message
+from ..rows import PEEK_COLUMNS, declared_source, message_state, peeked_message
 from . import queues
 from .commit import Connection
-from .moves import declared_source, move_row
+from .moves import move_row
 
 __all__ = ["move_selected", "peek"]
 
