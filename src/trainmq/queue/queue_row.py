@@ -7,6 +7,7 @@ rules live here once, and each engine keeps only its SQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import (
@@ -26,6 +27,7 @@ __all__ = [
     "check_recreate",
     "check_same_attributes",
     "check_tags",
+    "dead_letter_sources",
 ]
 
 QUEUE_COLUMNS = (
@@ -106,3 +108,13 @@ def check_purge(row: QueueRow, now_ms: int) -> None:
         raise PurgeQueueInProgress(
             f"Only one PurgeQueue operation on {row.name} is allowed every 60 seconds."
         )
+
+
+def dead_letter_sources(rows: Iterable[QueueRow], dead_letter_queue: str) -> list[str]:
+    """The names of the queues whose RedrivePolicy targets ``dead_letter_queue``, in the
+    order of ``rows``."""
+    return [
+        row.name
+        for row in rows
+        if (redrive := row.redrive()) is not None and redrive[0] == dead_letter_queue
+    ]

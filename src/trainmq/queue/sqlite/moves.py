@@ -12,6 +12,7 @@ import sqlite3
 import uuid
 
 from ...errors import InvalidParameterValue, ResourceNotFoundException
+from .. import queue_row
 from ..model import MoveTask
 from ..rows import TASK_COLUMNS, declared_source, move_task
 from . import queues
@@ -108,11 +109,7 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
 
 def dead_letter_sources(conn: sqlite3.Connection, dead_letter_queue: str) -> set[str]:
     """The queues whose RedrivePolicy names ``dead_letter_queue`` as their target now."""
-    return {
-        row.name
-        for row in queues.all_rows(conn)
-        if (redrive := row.redrive()) is not None and redrive[0] == dead_letter_queue
-    }
+    return set(queue_row.dead_letter_sources(queues.all_rows(conn), dead_letter_queue))
 
 
 def origin(recorded_arn: str | None, attributes: str | None, sources: set[str]) -> str | None:
