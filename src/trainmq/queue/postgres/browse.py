@@ -12,23 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
+from ..rows import PEEK_COLUMNS, declared_source, message_state, peeked_message
 from . import queues
 from .commit import Connection
-from .messages import decode_attributes
-from .moves import declared_source, move_row
+from .moves import move_row
 
 __all__ = ["move_selected", "peek"]
-
-_COLUMNS = (
-    "id, message_id, body, attributes, sent_at, receive_count, first_received_at, visible_at, "
-    "received_at, group_id, dead_letter_source"
-)
-
-
-def _state(visible_at: int, received_at: int | None, now_ms: int) -> str:
-    if visible_at <= now_ms:
-        return "visible"
-    return "delayed" if received_at is None else "in flight"
 
 
 def peek(
@@ -54,26 +43,11 @@ def peek(
     if message_ids is not None and not message_ids:
         return []
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM messages WHERE queue_id = %(queue)s AND sent_at > %(cutoff)s "
+        f"SELECT {PEEK_COLUMNS} FROM messages WHERE queue_id = %(queue)s AND sent_at > %(cutoff)s "
         f"AND id > %(after)s{only} ORDER BY id LIMIT %(limit)s",
         params,
     ).fetchall()
-    return [
-        PeekedMessage(
-            position=int(row[0]),
-            message_id=row[1],
-            body=row[2],
-            message_attributes=decode_attributes(row[3]),
-            sent_at=int(row[4]),
-            receive_count=int(row[5]),
-            first_received_at=None if row[6] is None else int(row[6]),
-            visible_at=int(row[7]),
-            state=_state(int(row[7]), row[8], now_ms),
-            group_id=row[9],
-            dead_letter_source=row[10],
-        )
-        for row in rows
-    ]
+    return [peeked_message(row, now_ms) for row in rows]
 
 
 def move_selected(
@@ -99,7 +73,7 @@ def move_selected(
             continue
         row_id, visible_at, received_at, recorded_arn, attributes = row
         origin_arn = recorded_arn or declared_source(attributes)
-        if _state(visible_at, received_at, now_ms) == "in flight":
+        if message_state(visible_at, received_at, now_ms) == "in flight":
             outcomes.append(SelectedMove(message_id, False, reason="in flight"))
             continue
         target = fixed_target

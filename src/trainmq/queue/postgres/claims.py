@@ -19,24 +19,20 @@ that committed meanwhile is seen.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from .. import limits
 from ..model import ReceivedMessage, ReceiveRequest
+from ..rows import MESSAGE_COLUMNS, received_message
 from . import queues
 from .commit import Connection
 from .handles import make_handle, new_token, parse_handle
-from .messages import SEQUENCE_BASE, decode_attributes
+from .messages import SEQUENCE_BASE
 from .queues import QueueRow
 
 __all__ = ["claim"]
 
-_RETURNING = (
-    "message_id, body, md5_of_body, attributes, system_attributes, sent_at, receive_count, "
-    "first_received_at, group_id, deduplication_id, sequence_number, dead_letter_source"
-)
 _FIFO_SCAN = 1000  # visible FIFO messages looked at to find groups, per receive
 _ROUNDS = 20  # claim rounds per receive (a round only repeats after dead-lettering)
 
@@ -102,7 +98,7 @@ def _claim_standard(
         "WHERE id IN (SELECT id FROM messages WHERE queue_id = %(queue)s "
         " AND visible_at <= %(now)s AND sent_at > %(cutoff)s "
         " ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-        f"RETURNING id, {_RETURNING}",
+        f"RETURNING id, {MESSAGE_COLUMNS}",
         {
             "until": now_ms + visibility_ms,
             "token": token,
@@ -113,7 +109,7 @@ def _claim_standard(
         },
     ).fetchall()
     rows.sort(key=lambda row: int(row[0]))
-    return [_received(row[1:], make_handle(queue.id, int(row[0]), token)) for row in rows]
+    return [received_message(row[1:], make_handle(queue.id, int(row[0]), token)) for row in rows]
 
 
 def _standard_candidates(
@@ -205,52 +201,15 @@ def _claim_rows(
         "UPDATE messages SET visible_at = %s, receive_count = receive_count + 1, "
         "receipt_token = %s, received_at = %s, "
         "first_received_at = coalesce(first_received_at, %s) "
-        f"WHERE id = ANY(%s) AND visible_at <= %s RETURNING id, {_RETURNING}",
+        f"WHERE id = ANY(%s) AND visible_at <= %s RETURNING id, {MESSAGE_COLUMNS}",
         (now_ms + visibility_ms, token, now_ms, now_ms, row_ids, now_ms),
     ).fetchall()
     by_id = {row[0]: row[1:] for row in rows}
     return [
-        _received(by_id[row_id], make_handle(queue.id, row_id, token))
+        received_message(by_id[row_id], make_handle(queue.id, row_id, token))
         for row_id in row_ids
         if row_id in by_id
     ]
-
-
-def _received(values: tuple[Any, ...], handle: str) -> ReceivedMessage:
-    (
-        message_id,
-        body,
-        md5,
-        attributes,
-        system,
-        sent_at,
-        receive_count,
-        first_received,
-        group_id,
-        dedup_id,
-        sequence_number,
-        dead_letter_source,
-    ) = values
-    system_attributes = {
-        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-        "SentTimestamp": str(sent_at),
-        "ApproximateReceiveCount": str(receive_count),
-        "ApproximateFirstReceiveTimestamp": str(first_received),
-        "SqsManagedSseEnabled": "true",
-    }
-    trace = decode_attributes(system).get("AWSTraceHeader")
-    if trace is not None and trace.string_value:
-        system_attributes["AWSTraceHeader"] = trace.string_value
-    optional = {
-        "MessageGroupId": group_id,
-        "MessageDeduplicationId": dedup_id,
-        "SequenceNumber": sequence_number,
-        "DeadLetterQueueSourceArn": dead_letter_source,
-    }
-    system_attributes |= {key: value for key, value in optional.items() if value is not None}
-    return ReceivedMessage(
-        message_id, handle, body, md5, system_attributes, decode_attributes(attributes)
-    )
 
 
 def _dead_letter(
@@ -286,12 +245,12 @@ def _repeat_attempt(
     for row_id, token_hex in found[0]:
         token = bytes.fromhex(token_hex)
         values = conn.execute(
-            f"SELECT {_RETURNING} FROM messages WHERE id = %s AND queue_id = %s "
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = %s AND queue_id = %s "
             "AND receipt_token = %s AND visible_at > %s",
             (row_id, queue.id, token, now_ms),
         ).fetchone()
         if values is not None:
-            repeated.append(_received(values, make_handle(queue.id, row_id, token)))
+            repeated.append(received_message(values, make_handle(queue.id, row_id, token)))
     return repeated or None
 
 

@@ -33,6 +33,7 @@ from ..model import (
     SelectedMove,
     SendResult,
 )
+from ..queue_row import dead_letter_sources
 from . import browse, claims, messages, moves, queues, schema
 from .commit import Connection, GroupCommitter, describe
 from .config import PostgresAddress
@@ -212,11 +213,7 @@ class PostgresBackend:
     def list_dead_letter_source_queues(self, name: str) -> list[str]:
         def sources(conn: Connection, now: int) -> list[str]:
             queues.load(conn, name)
-            return [
-                row.name
-                for row in queues.all_rows(conn)
-                if (redrive := row.redrive()) is not None and redrive[0] == name
-            ]
+            return dead_letter_sources(queues.all_rows(conn), name)
 
         return self._read(sources)
 

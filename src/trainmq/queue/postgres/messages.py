@@ -8,9 +8,7 @@ ids the way its messages were accepted.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 
@@ -22,7 +20,8 @@ from ...errors import (
     SQSError,
 )
 from .. import limits
-from ..model import MessageAttributeValue, NewMessage, SendResult
+from ..model import NewMessage, SendResult
+from ..rows import encode_attributes, send_result
 from . import queues
 from .commit import Connection
 from .handles import parse_handle
@@ -31,9 +30,7 @@ from .queues import QueueRow
 __all__ = [
     "SEQUENCE_BASE",
     "change_visibility",
-    "decode_attributes",
     "delete",
-    "encode_attributes",
     "next_visible_at",
     "one_statement",
     "send",
@@ -42,31 +39,6 @@ __all__ = [
 
 SEQUENCE_BASE = 10**19
 SWEEP_BATCH = 1000
-
-
-def encode_attributes(attributes: dict[str, MessageAttributeValue]) -> str | None:
-    if not attributes:
-        return None
-    return json.dumps(
-        {
-            name: [value.data_type, base64.b64encode(value.binary_value).decode("ascii"), True]
-            if value.binary_value is not None
-            else [value.data_type, value.string_value, False]
-            for name, value in attributes.items()
-        }
-    )
-
-
-def decode_attributes(text: str | None) -> dict[str, MessageAttributeValue]:
-    if not text:
-        return {}
-    result = {}
-    for name, (data_type, value, binary) in json.loads(text).items():
-        if binary:
-            result[name] = MessageAttributeValue(data_type, binary_value=base64.b64decode(value))
-        else:
-            result[name] = MessageAttributeValue(data_type, string_value=value)
-    return result
 
 
 # -- send -----------------------------------------------------------------------------------
@@ -126,7 +98,7 @@ def send(
                 (queue.id, key, now_ms),
             ).fetchone()
             if seen is not None:
-                results.append(_result(message, seen[0], seen[1]))
+                results.append(send_result(message, seen[0], seen[1]))
                 continue
             sequence += 1
             sequence_number = str(SEQUENCE_BASE + sequence)
@@ -159,7 +131,7 @@ def send(
                 sequence_number,
             )
         )
-        results.append(_result(message, message_id, sequence_number))
+        results.append(send_result(message, message_id, sequence_number))
     if len(rows) == 1:
         conn.execute(_INSERT, rows[0])
     elif rows:
@@ -199,22 +171,12 @@ def _send_standard(
     ).fetchone()
     if found is None or found[0] is None:
         raise QueueDoesNotExist()
-    return [_result(message, ids[index], None) for index, message in enumerate(batch)]
+    return [send_result(message, ids[index], None) for index, message in enumerate(batch)]
 
 
 def notify(conn: Connection, channel: str, name: str) -> None:
     """Wake long polls on every host: the notification leaves when this transaction commits."""
     conn.execute("SELECT pg_notify(%s, %s)", (channel, name))
-
-
-def _result(message: NewMessage, message_id: str, sequence_number: str | None) -> SendResult:
-    return SendResult(
-        message_id,
-        message.md5_of_body,
-        message.md5_of_message_attributes,
-        message.md5_of_system_attributes,
-        sequence_number,
-    )
 
 
 # -- delete and change visibility ------------------------------------------------------------

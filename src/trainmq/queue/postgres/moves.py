@@ -10,11 +10,11 @@ them for are removed by the next task started on the same source.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from ...errors import InvalidParameterValue, ResourceNotFoundException
-from ..model import SOURCE_QUEUE, MoveTask
+from ..model import MoveTask
+from ..rows import TASK_COLUMNS, declared_source, move_task
 from . import queues
 from .commit import Connection
 from .messages import SEQUENCE_BASE
@@ -22,10 +22,6 @@ from .messages import SEQUENCE_BASE
 __all__ = ["cancel", "list_tasks", "move_chunk", "start"]
 
 _KEEP_FINISHED_MS = 14 * 24 * 3600 * 1000
-_COLUMNS = (
-    "task_handle, source_name, destination, max_per_second, status, moved, to_move, "
-    "started_at, failure_reason"
-)
 
 
 def start(
@@ -111,20 +107,6 @@ def move_chunk(conn: Connection, task_id: str, limit: int, now_ms: int) -> bool:
     return True
 
 
-def declared_source(attributes: str | None) -> str | None:
-    """The source queue ARN a dead-lettered copy declares in its ``trainmq.SourceQueue``
-    (a worker's own dead-lettered copy, which SQS's redrive did not record)."""
-    if not attributes:
-        return None
-    try:
-        value = json.loads(attributes).get(SOURCE_QUEUE)
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(value, list) or len(value) != 3 or value[2] or not isinstance(value[1], str):
-        return None
-    return value[1] if value[1].startswith("arn:") else None
-
-
 def move_row(conn: Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:
     """Move one message row into ``target`` as a fresh message: visible now, never
     received, no longer dead-lettered."""
@@ -167,21 +149,8 @@ def cancel(conn: Connection, task_id: str) -> int:
 def list_tasks(conn: Connection, source: str, max_results: int) -> list[MoveTask]:
     queues.load(conn, source)
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM move_tasks WHERE source_name = %s "
+        f"SELECT {TASK_COLUMNS} FROM move_tasks WHERE source_name = %s "
         "ORDER BY started_at DESC, created_order DESC LIMIT %s",
         (source, max_results),
     ).fetchall()
-    return [
-        MoveTask(
-            task_handle=r[0],
-            source=r[1],
-            destination=r[2],
-            max_per_second=r[3],
-            status=r[4],
-            moved=int(r[5]),
-            to_move=int(r[6]),
-            started_at=int(r[7]),
-            failure_reason=r[8],
-        )
-        for r in rows
-    ]
+    return [move_task(r) for r in rows]

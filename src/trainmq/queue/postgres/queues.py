@@ -8,21 +8,20 @@ read it, so they never wait for each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ...errors import (
-    InvalidParameterValue,
-    PurgeQueueInProgress,
-    QueueDeletedRecently,
-    QueueDoesNotExist,
-    QueueNameExists,
+from ...errors import QueueDoesNotExist
+from ..attributes import default_attributes, merge
+from ..queue_row import (
+    QUEUE_COLUMNS,
+    QueueRow,
+    check_purge,
+    check_recreate,
+    check_same_attributes,
+    check_tags,
 )
-from .. import limits
-from ..attributes import default_attributes, merge, parse_redrive_policy
-from ..model import QueueRecord
 from .commit import Connection
 
 __all__ = [
@@ -39,46 +38,6 @@ __all__ = [
     "set_tags",
 ]
 
-_COLUMNS = "id, name, fifo, attributes, tags, created_at, modified_at, purged_at, next_sequence"
-
-
-@dataclass(slots=True)
-class QueueRow:
-    id: int
-    name: str
-    fifo: bool
-    attributes: dict[str, str]
-    tags: dict[str, str]
-    created_at: int
-    modified_at: int
-    purged_at: int | None
-    next_sequence: int
-
-    @property
-    def visibility_ms(self) -> int:
-        return int(self.attributes["VisibilityTimeout"]) * 1000
-
-    @property
-    def retention_ms(self) -> int:
-        return int(self.attributes["MessageRetentionPeriod"]) * 1000
-
-    @property
-    def deduplicate_per_group(self) -> bool:
-        return self.attributes.get("DeduplicationScope") == "messageGroup"
-
-    def redrive(self) -> tuple[str, int] | None:
-        """(dead-letter queue name, maxReceiveCount), or None."""
-        text = self.attributes.get("RedrivePolicy")
-        if not text:
-            return None
-        policy = parse_redrive_policy(text)
-        return policy.dead_letter_target_arn.rsplit(":", 1)[1], policy.max_receive_count
-
-    def record(self) -> QueueRecord:
-        return QueueRecord(
-            self.name, dict(self.attributes), dict(self.tags), self.created_at, self.modified_at
-        )
-
 
 def _row(values: tuple[Any, ...]) -> QueueRow:
     return QueueRow(*values)
@@ -87,7 +46,7 @@ def _row(values: tuple[Any, ...]) -> QueueRow:
 def find(conn: Connection, name: str, *, lock: bool = False) -> QueueRow | None:
     suffix = " FOR UPDATE" if lock else ""
     values = conn.execute(
-        f"SELECT {_COLUMNS} FROM queues WHERE name = %s{suffix}", (name,)
+        f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = %s{suffix}", (name,)
     ).fetchone()
     return None if values is None else _row(values)
 
@@ -102,12 +61,12 @@ def load(conn: Connection, name: str, *, lock: bool = False) -> QueueRow:
 def all_rows(conn: Connection, prefix: str | None = None) -> list[QueueRow]:
     if prefix:
         cursor = conn.execute(
-            f"SELECT {_COLUMNS} FROM queues WHERE starts_with(name, %s) "
+            f"SELECT {QUEUE_COLUMNS} FROM queues WHERE starts_with(name, %s) "
             'ORDER BY name COLLATE "C"',
             (prefix,),
         )
     else:
-        cursor = conn.execute(f'SELECT {_COLUMNS} FROM queues ORDER BY name COLLATE "C"')
+        cursor = conn.execute(f'SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name COLLATE "C"')
     return [_row(values) for values in cursor]
 
 
@@ -124,9 +83,7 @@ def create(
         deleted = conn.execute(
             "SELECT deleted_at FROM deleted_queues WHERE name = %s", (name,)
         ).fetchone()
-        recreate_ms = limits.QUEUE_RECREATE_DELAY_SECONDS * 1000
-        if deleted is not None and now_ms - deleted[0] < recreate_ms:
-            raise QueueDeletedRecently()
+        check_recreate(None if deleted is None else deleted[0], now_ms)
         fifo = name.endswith(".fifo")
         full = merge(default_attributes(fifo), attributes)
         conn.execute("DELETE FROM deleted_queues WHERE name = %s", (name,))
@@ -138,12 +95,7 @@ def create(
         if inserted is not None:
             return load(conn, name)
         existing = load(conn, name)
-    for key, value in attributes.items():
-        if existing.attributes.get(key, "") != value:
-            raise QueueNameExists(
-                f"A queue already exists with the same name and a different value for "
-                f"attribute {key}"
-            )
+    check_same_attributes(existing, attributes)
     return existing
 
 
@@ -169,18 +121,14 @@ def set_attributes(conn: Connection, name: str, attributes: dict[str, str], now_
 
 def set_tags(conn: Connection, name: str, tags: dict[str, str]) -> None:
     row = load(conn, name, lock=True)
-    if len(tags) > limits.MAX_TAGS:
-        raise InvalidParameterValue(f"Too many tags added for queue {name}.")
+    check_tags(name, tags)
     conn.execute("UPDATE queues SET tags = %s WHERE id = %s", (Jsonb(tags), row.id))
 
 
 def purge(conn: Connection, name: str, now_ms: int) -> None:
     """Delete every message sent before now, and forget deduplication ids (as SQS does)."""
     row = load(conn, name, lock=True)
-    if row.purged_at is not None and now_ms - row.purged_at < limits.PURGE_INTERVAL_SECONDS * 1000:
-        raise PurgeQueueInProgress(
-            f"Only one PurgeQueue operation on {name} is allowed every 60 seconds."
-        )
+    check_purge(row, now_ms)
     conn.execute("DELETE FROM messages WHERE queue_id = %s AND sent_at <= %s", (row.id, now_ms))
     conn.execute("DELETE FROM deduplication WHERE queue_id = %s", (row.id,))
     conn.execute("UPDATE queues SET purged_at = %s WHERE id = %s", (now_ms, row.id))

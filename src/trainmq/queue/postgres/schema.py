@@ -13,13 +13,13 @@ of a newer version is refused before anything is written to it.
 from __future__ import annotations
 
 import zlib
-from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from ...errors import NotATrainmqDatabase, SchemaTooNew
+from .. import scripts
 
 __all__ = ["SCHEMA_VERSION", "current_schema", "lock_key", "migrate", "migrations"]
 
@@ -29,16 +29,11 @@ _LOCK_NAMESPACE = 0x746D7131  # "tmq1", the first half of the advisory lock key
 
 def migrations() -> list[tuple[int, str]]:
     """(target version, SQL) for every migration, in order."""
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
-    return sorted(found)
+    return scripts.migrations(__name__.rsplit(".", 1)[0])
 
 
 def current_schema() -> str:
-    return resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+    return scripts.current_schema(__name__.rsplit(".", 1)[0])
 
 
 def lock_key(schema: str) -> tuple[int, int]:

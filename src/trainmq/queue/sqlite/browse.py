@@ -13,22 +13,11 @@ import sqlite3
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
+from ..rows import PEEK_COLUMNS, message_state, peeked_message
 from . import queues
-from .messages import decode_attributes
 from .moves import dead_letter_sources, move_row, origin
 
 __all__ = ["move_selected", "peek"]
-
-_COLUMNS = (
-    "id, message_id, body, attributes, sent_at, receive_count, first_received_at, visible_at, "
-    "received_at, group_id, dead_letter_source"
-)
-
-
-def _state(visible_at: int, received_at: int | None, now_ms: int) -> str:
-    if visible_at <= now_ms:
-        return "visible"
-    return "delayed" if received_at is None else "in flight"
 
 
 def peek(
@@ -43,7 +32,7 @@ def peek(
     """Up to ``limit`` unexpired messages in send order, after position ``after``;
     only those named in ``message_ids`` when it is given."""
     queue = queues.load(conn, name)
-    sql = f"SELECT {_COLUMNS} FROM messages WHERE queue_id = ? AND sent_at > ? AND id > ?"
+    sql = f"SELECT {PEEK_COLUMNS} FROM messages WHERE queue_id = ? AND sent_at > ? AND id > ?"
     params: list[object] = [queue.id, now_ms - queue.retention_ms, after]
     if message_ids is not None:
         if not message_ids:
@@ -52,22 +41,7 @@ def peek(
         params += list(message_ids)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
-    return [
-        PeekedMessage(
-            position=int(row[0]),
-            message_id=row[1],
-            body=row[2],
-            message_attributes=decode_attributes(row[3]),
-            sent_at=int(row[4]),
-            receive_count=int(row[5]),
-            first_received_at=None if row[6] is None else int(row[6]),
-            visible_at=int(row[7]),
-            state=_state(int(row[7]), row[8], now_ms),
-            group_id=row[9],
-            dead_letter_source=row[10],
-        )
-        for row in conn.execute(sql, params)
-    ]
+    return [peeked_message(row, now_ms) for row in conn.execute(sql, params)]
 
 
 def move_selected(
@@ -93,7 +67,7 @@ def move_selected(
             outcomes.append(SelectedMove(message_id, False, reason="not in the queue"))
             continue
         row_id, visible_at, received_at, recorded_arn, attributes = row
-        if _state(visible_at, received_at, now_ms) == "in flight":
+        if message_state(visible_at, received_at, now_ms) == "in flight":
             outcomes.append(SelectedMove(message_id, False, reason="in flight"))
             continue
         target = fixed_target

@@ -28,6 +28,7 @@ from ..model import (
     SelectedMove,
     SendResult,
 )
+from ..queue_row import dead_letter_sources
 from . import browse, files, messages, moves, queues
 
 __all__ = ["SqliteBackend"]
@@ -183,11 +184,7 @@ class SqliteBackend:
     def list_dead_letter_source_queues(self, name: str) -> list[str]:
         def sources(conn: sqlite3.Connection, now: int) -> list[str]:
             queues.load(conn, name)
-            return [
-                row.name
-                for row in queues.all_rows(conn)
-                if (redrive := row.redrive()) is not None and redrive[0] == name
-            ]
+            return dead_letter_sources(queues.all_rows(conn), name)
 
         return self._read(sources)
 

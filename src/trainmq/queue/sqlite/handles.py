@@ -1,48 +1,11 @@
-"""Receipt handles: opaque, unforgeable, and tied to one delivery.
-
-A handle carries the queue, the message row and the delivery's random 128-bit
-token.  The token is stored with the message and replaced on every delivery,
-so a handle from an earlier delivery no longer matches once the message has
-been received again, and nobody can make up a valid handle.
-"""
+"""The SQLite engine's receipt handles: the shared encoding under its own prefix."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
-import struct
-
-from ...errors import ReceiptHandleIsInvalid
+from ..handles import HandleCodec, new_token
 
 __all__ = ["make_handle", "new_token", "parse_handle"]
 
-_LAYOUT = struct.Struct(">QQ16s")
-_PREFIX = "tmq1"
-
-
-def new_token() -> bytes:
-    return secrets.token_bytes(16)
-
-
-def make_handle(queue_id: int, row_id: int, token: bytes) -> str:
-    raw = _LAYOUT.pack(queue_id, row_id, token)
-    return _PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def parse_handle(handle: str) -> tuple[int, int, bytes]:
-    """(queue id, message row id, token); ReceiptHandleIsInvalid when malformed."""
-    invalid = ReceiptHandleIsInvalid(
-        f'The input receipt handle "{handle}" is not a valid receipt handle.'
-    )
-    if not isinstance(handle, str) or not handle.startswith(_PREFIX):
-        raise invalid
-    body = handle[len(_PREFIX) :]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if len(raw) != _LAYOUT.size:
-        raise invalid
-    queue_id, row_id, token = _LAYOUT.unpack(raw)
-    return queue_id, row_id, token
+_CODEC = HandleCodec("tmq1")
+make_handle = _CODEC.make
+parse_handle = _CODEC.parse

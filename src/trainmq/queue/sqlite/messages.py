@@ -7,7 +7,6 @@ so two consumers, in any processes, never hold the same message at once.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import sqlite3
@@ -22,7 +21,8 @@ from ...errors import (
     SQSError,
 )
 from .. import limits
-from ..model import MessageAttributeValue, NewMessage, ReceivedMessage, ReceiveRequest, SendResult
+from ..model import NewMessage, ReceivedMessage, ReceiveRequest, SendResult
+from ..rows import MESSAGE_COLUMNS, encode_attributes, received_message, send_result
 from . import delivery, queues
 from .handles import make_handle, new_token, parse_handle
 from .queues import QueueRow
@@ -30,35 +30,6 @@ from .queues import QueueRow
 __all__ = ["change_visibility", "claim", "delete", "send", "sweep"]
 
 _SEQUENCE_BASE = 10**19
-_RETURNING = (
-    "message_id, body, md5_of_body, attributes, system_attributes, sent_at, receive_count, "
-    "first_received_at, group_id, deduplication_id, sequence_number, dead_letter_source"
-)
-
-
-def encode_attributes(attributes: dict[str, MessageAttributeValue]) -> str | None:
-    if not attributes:
-        return None
-    return json.dumps(
-        {
-            name: [value.data_type, base64.b64encode(value.binary_value).decode("ascii"), True]
-            if value.binary_value is not None
-            else [value.data_type, value.string_value, False]
-            for name, value in attributes.items()
-        }
-    )
-
-
-def decode_attributes(text: str | None) -> dict[str, MessageAttributeValue]:
-    if not text:
-        return {}
-    result = {}
-    for name, (data_type, value, binary) in json.loads(text).items():
-        if binary:
-            result[name] = MessageAttributeValue(data_type, binary_value=base64.b64decode(value))
-        else:
-            result[name] = MessageAttributeValue(data_type, string_value=value)
-    return result
 
 
 # -- send -----------------------------------------------------------------------------------
@@ -98,7 +69,7 @@ def send(
                 (queue.id, key, now_ms),
             ).fetchone()
             if seen is not None:
-                results.append(_result(message, seen[0], seen[1]))
+                results.append(send_result(message, seen[0], seen[1]))
                 continue
             sequence += 1
             sequence_number = str(_SEQUENCE_BASE + sequence)
@@ -131,7 +102,7 @@ def send(
                 sequence_number,
             )
         )
-        results.append(_result(message, message_id, sequence_number))
+        results.append(send_result(message, message_id, sequence_number))
     if len(rows) == 1:
         conn.execute(_INSERT, rows[0])
     elif rows:
@@ -139,16 +110,6 @@ def send(
     if sequence != queue.next_sequence:
         conn.execute("UPDATE queues SET next_sequence = ? WHERE id = ?", (sequence, queue.id))
     return results
-
-
-def _result(message: NewMessage, message_id: str, sequence_number: str | None) -> SendResult:
-    return SendResult(
-        message_id,
-        message.md5_of_body,
-        message.md5_of_message_attributes,
-        message.md5_of_system_attributes,
-        sequence_number,
-    )
 
 
 # -- receive --------------------------------------------------------------------------------
@@ -213,49 +174,13 @@ def _claim_rows(
     rows = conn.execute(
         "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
         "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
-        f"WHERE id IN ({marks}) RETURNING id, {_RETURNING}",
+        f"WHERE id IN ({marks}) RETURNING id, {MESSAGE_COLUMNS}",
         (now_ms + visibility_ms, token, now_ms, now_ms, *row_ids),
     ).fetchall()
     by_id = {row[0]: row[1:] for row in rows}
-    return [_received(by_id[row_id], make_handle(queue.id, row_id, token)) for row_id in row_ids]
-
-
-def _received(values: tuple[Any, ...], handle: str) -> ReceivedMessage:
-    (
-        message_id,
-        body,
-        md5,
-        attributes,
-        system,
-        sent_at,
-        receive_count,
-        first_received,
-        group_id,
-        dedup_id,
-        sequence_number,
-        dead_letter_source,
-    ) = values
-    system_attributes = {
-        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-        "SentTimestamp": str(sent_at),
-        "ApproximateReceiveCount": str(receive_count),
-        "ApproximateFirstReceiveTimestamp": str(first_received),
-        "SqsManagedSseEnabled": "true",
-    }
-    trace = decode_attributes(system).get("AWSTraceHeader")
-    if trace is not None and trace.string_value:
-        system_attributes["AWSTraceHeader"] = trace.string_value
-    if group_id is not None:
-        system_attributes["MessageGroupId"] = group_id
-    if dedup_id is not None:
-        system_attributes["MessageDeduplicationId"] = dedup_id
-    if sequence_number is not None:
-        system_attributes["SequenceNumber"] = sequence_number
-    if dead_letter_source is not None:
-        system_attributes["DeadLetterQueueSourceArn"] = dead_letter_source
-    return ReceivedMessage(
-        message_id, handle, body, md5, system_attributes, decode_attributes(attributes)
-    )
+    return [
+        received_message(by_id[row_id], make_handle(queue.id, row_id, token)) for row_id in row_ids
+    ]
 
 
 def _dead_letter(
@@ -291,12 +216,12 @@ def _repeat_attempt(
     for row_id, token_hex in json.loads(found[0]):
         token = bytes.fromhex(token_hex)
         values = conn.execute(
-            f"SELECT {_RETURNING} FROM messages WHERE id = ? AND queue_id = ? "
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND queue_id = ? "
             "AND receipt_token = ? AND visible_at > ?",
             (row_id, queue.id, token, now_ms),
         ).fetchone()
         if values is not None:
-            repeated.append(_received(values, make_handle(queue.id, row_id, token)))
+            repeated.append(received_message(values, make_handle(queue.id, row_id, token)))
     return repeated or None
 
 

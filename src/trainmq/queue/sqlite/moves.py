@@ -8,12 +8,13 @@ are rows in ``move_tasks``, so any process can list or cancel it.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 
 from ...errors import InvalidParameterValue, ResourceNotFoundException
-from ..model import SOURCE_QUEUE, MoveTask
+from .. import queue_row
+from ..model import MoveTask
+from ..rows import TASK_COLUMNS, declared_source, move_task
 from . import queues
 
 __all__ = [
@@ -27,10 +28,6 @@ __all__ = [
 ]
 
 _SEQUENCE_BASE = 10**19
-_COLUMNS = (
-    "task_handle, source_name, destination, max_per_second, status, moved, to_move, "
-    "started_at, failure_reason"
-)
 
 
 def start(
@@ -112,11 +109,7 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
 
 def dead_letter_sources(conn: sqlite3.Connection, dead_letter_queue: str) -> set[str]:
     """The queues whose RedrivePolicy names ``dead_letter_queue`` as their target now."""
-    return {
-        row.name
-        for row in queues.all_rows(conn)
-        if (redrive := row.redrive()) is not None and redrive[0] == dead_letter_queue
-    }
+    return set(queue_row.dead_letter_sources(queues.all_rows(conn), dead_letter_queue))
 
 
 def origin(recorded_arn: str | None, attributes: str | None, sources: set[str]) -> str | None:
@@ -149,24 +142,6 @@ def destinations(conn: sqlite3.Connection, source: str) -> list[str]:
         )
     }
     return sorted(recorded | dead_letter_sources(conn, source))
-
-
-def declared_source(attributes: str | None) -> str | None:
-    """The source queue ARN a dead-lettered copy declares in its ``trainmq.SourceQueue``.
-
-    SQS records the source of what its redrive policy moved; a copy that a worker
-    sent to the DLQ itself (a ``PermanentFailure``) names its source in this
-    attribute instead, so a move task without a destination can send it back too.
-    """
-    if not attributes:
-        return None
-    try:
-        value = json.loads(attributes).get(SOURCE_QUEUE)
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(value, list) or len(value) != 3 or value[2] or not isinstance(value[1], str):
-        return None
-    return value[1] if value[1].startswith("arn:") else None
 
 
 def move_row(conn: sqlite3.Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:
@@ -207,21 +182,8 @@ def cancel(conn: sqlite3.Connection, task_id: str) -> int:
 def list_tasks(conn: sqlite3.Connection, source: str, max_results: int) -> list[MoveTask]:
     queues.load(conn, source)
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM move_tasks WHERE source_name = ? "
+        f"SELECT {TASK_COLUMNS} FROM move_tasks WHERE source_name = ? "
         "ORDER BY started_at DESC, rowid DESC LIMIT ?",
         (source, max_results),
     ).fetchall()
-    return [
-        MoveTask(
-            task_handle=r[0],
-            source=r[1],
-            destination=r[2],
-            max_per_second=r[3],
-            status=r[4],
-            moved=r[5],
-            to_move=r[6],
-            started_at=r[7],
-            failure_reason=r[8],
-        )
-        for r in rows
-    ]
+    return [move_task(r) for r in rows]

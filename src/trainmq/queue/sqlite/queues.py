@@ -9,19 +9,19 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
-from ...errors import (
-    InvalidParameterValue,
-    PurgeQueueInProgress,
-    QueueDeletedRecently,
-    QueueDoesNotExist,
-    QueueNameExists,
-)
+from ...errors import QueueDoesNotExist
 from .. import limits
-from ..attributes import default_attributes, merge, parse_redrive_policy
-from ..model import QueueRecord
+from ..attributes import default_attributes, merge
+from ..queue_row import (
+    QUEUE_COLUMNS,
+    QueueRow,
+    check_purge,
+    check_recreate,
+    check_same_attributes,
+    check_tags,
+)
 
 __all__ = [
     "QueueRow",
@@ -36,54 +36,6 @@ __all__ = [
     "set_attributes",
     "set_tags",
 ]
-
-_COLUMNS = "id, name, fifo, attributes, tags, created_at, modified_at, purged_at, next_sequence"
-
-
-@dataclass(slots=True)
-class QueueRow:
-    id: int
-    name: str
-    fifo: bool
-    attributes: dict[str, str]
-    tags: dict[str, str]
-    created_at: int
-    modified_at: int
-    purged_at: int | None
-    next_sequence: int
-
-    @property
-    def visibility_ms(self) -> int:
-        return int(self.attributes["VisibilityTimeout"]) * 1000
-
-    @property
-    def retention_ms(self) -> int:
-        return int(self.attributes["MessageRetentionPeriod"]) * 1000
-
-    @property
-    def delay_seconds(self) -> int:
-        return int(self.attributes["DelaySeconds"])
-
-    @property
-    def content_based_deduplication(self) -> bool:
-        return self.attributes.get("ContentBasedDeduplication") == "true"
-
-    @property
-    def deduplicate_per_group(self) -> bool:
-        return self.attributes.get("DeduplicationScope") == "messageGroup"
-
-    def redrive(self) -> tuple[str, int] | None:
-        """(dead-letter queue name, maxReceiveCount), or None."""
-        text = self.attributes.get("RedrivePolicy")
-        if not text:
-            return None
-        policy = parse_redrive_policy(text)
-        return policy.dead_letter_target_arn.rsplit(":", 1)[1], policy.max_receive_count
-
-    def record(self) -> QueueRecord:
-        return QueueRecord(
-            self.name, dict(self.attributes), dict(self.tags), self.created_at, self.modified_at
-        )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -108,7 +60,7 @@ def _row(values: tuple[object, ...]) -> QueueRow:
 
 
 def find(conn: sqlite3.Connection, name: str) -> QueueRow | None:
-    values = conn.execute(f"SELECT {_COLUMNS} FROM queues WHERE name = ?", (name,)).fetchone()
+    values = conn.execute(f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?", (name,)).fetchone()
     return None if values is None else _row(values)
 
 
@@ -125,11 +77,11 @@ def all_rows(conn: sqlite3.Connection, prefix: str | None = None) -> list[QueueR
     if prefix:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         cursor = conn.execute(
-            f"SELECT {_COLUMNS} FROM queues WHERE name LIKE ? ESCAPE '\\' ORDER BY name",
+            f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name LIKE ? ESCAPE '\\' ORDER BY name",
             (pattern,),
         )
     else:
-        cursor = conn.execute(f"SELECT {_COLUMNS} FROM queues ORDER BY name")
+        cursor = conn.execute(f"SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name")
     # LIKE is case-insensitive for ASCII; queue names are case-sensitive.
     return [row for row in map(_row, cursor) if not prefix or row.name.startswith(prefix)]
 
@@ -143,18 +95,12 @@ def create(
 ) -> QueueRow:
     existing = find(conn, name)
     if existing is not None:
-        for key, value in attributes.items():
-            if existing.attributes.get(key, "") != value:
-                raise QueueNameExists(
-                    f"A queue already exists with the same name and a different value for "
-                    f"attribute {key}"
-                )
+        check_same_attributes(existing, attributes)
         return existing
     deleted = conn.execute(
         "SELECT deleted_at FROM deleted_queues WHERE name = ?", (name,)
     ).fetchone()
-    if deleted is not None and now_ms - deleted[0] < limits.QUEUE_RECREATE_DELAY_SECONDS * 1000:
-        raise QueueDeletedRecently()
+    check_recreate(None if deleted is None else deleted[0], now_ms)
     fifo = name.endswith(".fifo")
     full = merge(default_attributes(fifo), attributes)
     conn.execute("DELETE FROM deleted_queues WHERE name = ?", (name,))
@@ -188,17 +134,13 @@ def set_attributes(
 
 def set_tags(conn: sqlite3.Connection, name: str, tags: dict[str, str]) -> None:
     row = load(conn, name)
-    if len(tags) > limits.MAX_TAGS:
-        raise InvalidParameterValue(f"Too many tags added for queue {name}.")
+    check_tags(name, tags)
     conn.execute("UPDATE queues SET tags = ? WHERE id = ?", (json.dumps(tags), row.id))
 
 
 def purge(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
     row = load(conn, name)
-    if row.purged_at is not None and now_ms - row.purged_at < limits.PURGE_INTERVAL_SECONDS * 1000:
-        raise PurgeQueueInProgress(
-            f"Only one PurgeQueue operation on {name} is allowed every 60 seconds."
-        )
+    check_purge(row, now_ms)
     conn.execute("DELETE FROM messages WHERE queue_id = ? AND sent_at <= ?", (row.id, now_ms))
     # SQS forgets the purged messages' deduplication ids too: they may be sent again.
     conn.execute("DELETE FROM deduplication WHERE queue_id = ?", (row.id,))

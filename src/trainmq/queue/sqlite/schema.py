@@ -15,10 +15,10 @@ import errno
 import os
 import secrets
 import sqlite3
-from importlib import resources
 from pathlib import Path
 
 from ...errors import ConfigurationError, NotATrainmqDatabase, SchemaTooNew, StorageError
+from .. import scripts
 
 __all__ = [
     "APPLICATION_ID",
@@ -36,16 +36,11 @@ SCHEMA_VERSION = 1
 
 def migrations() -> list[tuple[int, str]]:
     """(target version, SQL) for every migration, in order."""
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
-    return sorted(found)
+    return scripts.migrations(__name__.rsplit(".", 1)[0])
 
 
 def current_schema() -> str:
-    return resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+    return scripts.current_schema(__name__.rsplit(".", 1)[0])
 
 
 def check_file(path: Path) -> None:
