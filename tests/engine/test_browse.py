@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,39 @@ def test_move_selected_reports_a_vanished_source_queue(sqs: LocalClient) -> None
     [outcome] = _engine(sqs).move_messages("work-dlq", [message_id], destination="elsewhere")
     assert (outcome.moved, outcome.destination) == (True, "elsewhere")
     assert sqs.receive_message(QueueUrl=other)["Messages"][0]["Body"] == "orphan"
+
+
+def test_a_planted_source_queue_attribute_is_not_a_way_into_another_queue(
+    sqs: LocalClient,
+) -> None:
+    """Anyone who may send to a dead-letter queue can set ``trainmq.SourceQueue``: a
+    redrive back to origins (selected, or a move task) honours it only for a queue that
+    really dead-letters into this one, so a planted message cannot reach ``secret``."""
+    source, dlq = _pair(sqs)
+    secret = sqs.create_queue(QueueName="secret")["QueueUrl"]
+    secret_arn = sqs.get_queue_attributes(QueueUrl=secret, AttributeNames=["QueueArn"])
+    planted = sqs.send_message(
+        QueueUrl=dlq,
+        MessageBody="planted",
+        MessageAttributes={
+            "trainmq.SourceQueue": {
+                "DataType": "String",
+                "StringValue": secret_arn["Attributes"]["QueueArn"],
+            }
+        },
+    )["MessageId"]
+    [outcome] = _engine(sqs).move_messages("work-dlq", [planted])
+    assert (outcome.moved, outcome.reason) == (False, "no source queue")
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+    sqs.start_message_move_task(SourceArn=dlq_arn["Attributes"]["QueueArn"])
+    deadline = time.monotonic() + 10
+    while True:  # the task runs on its own thread: poll, bounded, until it ends
+        tasks = sqs.list_message_move_tasks(SourceArn=dlq_arn["Attributes"]["QueueArn"])
+        if tasks["Results"][0]["Status"] != "RUNNING":
+            break
+        assert time.monotonic() < deadline, tasks
+        time.sleep(0.02)
+    assert tasks["Results"][0]["Status"] == "FAILED"
+    assert sqs.receive_message(QueueUrl=secret).get("Messages", []) == []
+    assert [m.body for m in _engine(sqs).peek_messages("work-dlq")] == ["planted"]
+    assert sqs.receive_message(QueueUrl=source).get("Messages", []) == []

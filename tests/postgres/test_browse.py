@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.engine.test_browse import (  # noqa: F401  (collected here, on PostgreSQL)
+    test_a_planted_source_queue_attribute_is_not_a_way_into_another_queue,
     test_move_selected_leaves_messages_in_flight_alone,
     test_move_selected_moves_exactly_the_named_dead_letters,
     test_move_selected_reports_a_vanished_source_queue,

@@ -31,6 +31,7 @@ __all__ = [
     "encode_attributes",
     "message_state",
     "move_task",
+    "origin",
     "peeked_message",
     "received_message",
     "send_result",
@@ -179,3 +180,20 @@ def declared_source(attributes: str | None) -> str | None:
     if not isinstance(value, list) or len(value) != 3 or value[2] or not isinstance(value[1], str):
         return None
     return value[1] if value[1].startswith("arn:") else None
+
+
+def origin(recorded_arn: str | None, attributes: str | None, sources: set[str]) -> str | None:
+    """The queue a redrive without a destination sends this message back to, or None.
+
+    The source the engine recorded when it dead-lettered the message is where it
+    came from.  A ``trainmq.SourceQueue`` attribute is only a claim: any client
+    that may send to the dead-letter queue can set it, so it is honoured only when
+    the queue it names really is a dead-letter source of this queue (its
+    RedrivePolicy targets it); otherwise a planted message could make an operator's
+    redrive write into any queue.
+    """
+    if recorded_arn:
+        return recorded_arn.rsplit(":", 1)[1]
+    declared = declared_source(attributes)
+    name = declared.rsplit(":", 1)[1] if declared else None
+    return name if name in sources else None

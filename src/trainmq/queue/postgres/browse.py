@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
-from ..rows import PEEK_COLUMNS, declared_source, message_state, peeked_message
+from ..rows import PEEK_COLUMNS, message_state, origin, peeked_message
 from . import queues
 from .commit import Connection
-from .moves import move_row
+from .moves import dead_letter_sources, move_row
 
 __all__ = ["move_selected", "peek"]
 
@@ -62,6 +62,7 @@ def move_selected(
     queue = queues.load(conn, source)
     fixed_target = queues.load(conn, destination) if destination is not None else None
     outcomes = []
+    sources: set[str] | None = None
     for message_id in dict.fromkeys(message_ids):  # each once, in the order given
         row = conn.execute(
             "SELECT id, visible_at, received_at, dead_letter_source, attributes FROM messages "
@@ -72,15 +73,18 @@ def move_selected(
             outcomes.append(SelectedMove(message_id, False, reason="not in the queue"))
             continue
         row_id, visible_at, received_at, recorded_arn, attributes = row
-        origin_arn = recorded_arn or declared_source(attributes)
         if message_state(visible_at, received_at, now_ms) == "in flight":
             outcomes.append(SelectedMove(message_id, False, reason="in flight"))
             continue
         target = fixed_target
-        if target is None and origin_arn:
-            target = queues.find(conn, str(origin_arn).rsplit(":", 1)[-1])
+        origin_name = None
         if target is None:
-            reason = "its source queue no longer exists" if origin_arn else "no source queue"
+            if sources is None:
+                sources = dead_letter_sources(conn, source)
+            origin_name = origin(recorded_arn, attributes, sources)
+            target = queues.find(conn, origin_name) if origin_name else None
+        if target is None:
+            reason = "its source queue no longer exists" if origin_name else "no source queue"
             outcomes.append(SelectedMove(message_id, False, reason=reason))
             continue
         move_row(conn, row_id, target, now_ms)

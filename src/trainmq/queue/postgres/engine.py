@@ -338,6 +338,10 @@ class PostgresBackend:
             if pause:
                 self.clock.wait(self._closed, pause)
 
+    def redrive_destinations(self, source: str) -> list[str]:
+        """Every queue a move task from ``source`` without a destination may write into."""
+        return self._read(lambda c, now: moves.destinations(c, source))
+
     def cancel_move_task(self, task_handle: str) -> int:
         return self._write(lambda c, now: moves.cancel(c, task_handle))
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 
 from ...errors import InvalidParameterValue, ResourceNotFoundException
+from .. import queue_row
 from ..model import MoveTask
-from ..rows import TASK_COLUMNS, declared_source, move_task
+from ..rows import TASK_COLUMNS, move_task, origin
 from . import queues
 from .commit import Connection
 from .messages import SEQUENCE_BASE
@@ -87,9 +88,9 @@ def move_chunk(conn: Connection, task_id: str, limit: int, now_ms: int) -> bool:
         "AND id <= %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
         (source.id, last_row, limit),
     ).fetchall()
+    sources = None if destination_name else dead_letter_sources(conn, source_name)
     for row_id, recorded_arn, attributes in rows:
-        origin_arn = recorded_arn or declared_source(attributes)
-        target_name = destination_name or (origin_arn.rsplit(":", 1)[1] if origin_arn else None)
+        target_name = destination_name or origin(recorded_arn, attributes, sources or set())
         target = queues.find(conn, target_name) if target_name else None
         if target is None:
             _fail(conn, task_id, "AWS.SimpleQueueService.NonExistentQueue")
@@ -105,6 +106,26 @@ def move_chunk(conn: Connection, task_id: str, limit: int, now_ms: int) -> bool:
         )
         return False
     return True
+
+
+def dead_letter_sources(conn: Connection, dead_letter_queue: str) -> set[str]:
+    """The queues whose RedrivePolicy targets ``dead_letter_queue`` now."""
+    return set(queue_row.dead_letter_sources(queues.all_rows(conn), dead_letter_queue))
+
+
+def destinations(conn: Connection, source: str) -> list[str]:
+    """Every queue a redrive of ``source`` without a destination may write into: the
+    sources recorded on its messages and the queues that dead-letter into it now."""
+    queue = queues.load(conn, source)
+    recorded = {
+        str(arn).rsplit(":", 1)[1]
+        for (arn,) in conn.execute(
+            "SELECT DISTINCT dead_letter_source FROM messages "
+            "WHERE queue_id = %s AND dead_letter_source IS NOT NULL",
+            (queue.id,),
+        ).fetchall()
+    }
+    return sorted(recorded | dead_letter_sources(conn, source))
 
 
 def move_row(conn: Connection, row_id: int, target: queues.QueueRow, now_ms: int) -> None:

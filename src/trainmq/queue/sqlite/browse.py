@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from ..model import PeekedMessage, SelectedMove
-from ..rows import PEEK_COLUMNS, message_state, peeked_message
+from ..rows import PEEK_COLUMNS, message_state, origin, peeked_message
 from . import queues
-from .moves import dead_letter_sources, move_row, origin
+from .moves import dead_letter_sources, move_row
 
 __all__ = ["move_selected", "peek"]
 

@@ -14,7 +14,7 @@ import uuid
 from ...errors import InvalidParameterValue, ResourceNotFoundException
 from .. import queue_row
 from ..model import MoveTask
-from ..rows import TASK_COLUMNS, declared_source, move_task
+from ..rows import TASK_COLUMNS, move_task, origin
 from . import queues
 
 __all__ = [
@@ -110,23 +110,6 @@ def move_chunk(conn: sqlite3.Connection, task_id: str, limit: int, now_ms: int) 
 def dead_letter_sources(conn: sqlite3.Connection, dead_letter_queue: str) -> set[str]:
     """The queues whose RedrivePolicy names ``dead_letter_queue`` as their target now."""
     return set(queue_row.dead_letter_sources(queues.all_rows(conn), dead_letter_queue))
-
-
-def origin(recorded_arn: str | None, attributes: str | None, sources: set[str]) -> str | None:
-    """The queue a redrive without a destination sends this message back to, or None.
-
-    The source the engine recorded when it dead-lettered the message is where it
-    came from.  A ``trainmq.SourceQueue`` attribute is only a claim: any client
-    that may send to the dead-letter queue can set it, so it is honoured only when
-    the queue it names really is a dead-letter source of this queue (its
-    RedrivePolicy targets it); otherwise a planted message could make an operator's
-    redrive write into any queue.
-    """
-    if recorded_arn:
-        return recorded_arn.rsplit(":", 1)[1]
-    declared = declared_source(attributes)
-    name = declared.rsplit(":", 1)[1] if declared else None
-    return name if name in sources else None
 
 
 def destinations(conn: sqlite3.Connection, source: str) -> list[str]:
