@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# Exactly this torch: a looser range would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q 'torch==$(TORCH_VERSION)'
-	$(BIN)/python -m pip install -q -e '.[dev,server,aws,bench,train,deploy,postgres]' 'torch==$(TORCH_VERSION)'
+	$(BIN)/python -m pip install -q -e '.[dev,server,aws,bench,train,deploy,postgres,hf]' 'torch==$(TORCH_VERSION)'
 	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)

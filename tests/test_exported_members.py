@@ -49,7 +49,8 @@ def test_core_does_not_import_heavy_dependencies() -> None:
 
     code = (
         "import sys, trainmq, trainmq.queue.sqlite, trainmq.cli.main;"
-        "heavy = {'torch', 'pulumi', 'pulumi_aws', 'boto3', 'uvicorn', 'starlette'};"
+        "heavy = {'torch', 'transformers', 'accelerate', 'pulumi', 'pulumi_aws', 'boto3',"
+        " 'uvicorn', 'starlette'};"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

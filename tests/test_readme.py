@@ -35,6 +35,7 @@ ENDPOINT = ('"sqs", endpoint_url="http://127.0.0.1:9324"', 'broker="sqs://local:
 HANDLER = ("# app.py: an ordinary Lambda handler",)
 PIPELINE = ("source_uri, source_sha, inputs = ingest(", "while (dataset := manifest_ref(")
 OWN_LOOP = ("# your own model and loop, made durable by trainmq",)
+HF_TRAINER = ("# a Hugging Face Trainer, made durable by trainmq",)
 
 
 def block(marker: str) -> str:
@@ -47,7 +48,7 @@ def run(code: str, namespace: dict[str, Any]) -> None:
 
 
 def test_every_python_block_is_run() -> None:
-    claimed = [block(marker) for marker in (*API, *ENDPOINT, *HANDLER, *PIPELINE, *OWN_LOOP)]
+    claimed = [block(marker) for marker in (*API, *ENDPOINT, *HANDLER, *PIPELINE, *OWN_LOOP, *HF_TRAINER)]
     assert sorted(claimed) == sorted(BLOCKS)
 
 
@@ -164,3 +165,35 @@ def test_your_own_loop_made_durable(workdir: Path, capsys: pytest.CaptureFixture
     run(block(OWN_LOOP[0]), {})  # a second delivery finds the run complete: it trains nothing
     assert capsys.readouterr().out == "20\n"
     assert len(registry.attempts("my-run/1")) == 1
+
+
+# The Trainer asks for pinned memory, which a machine without an accelerator cannot give.
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true:UserWarning")
+def test_a_hugging_face_trainer_made_durable(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from trainmq.store import open_store
+    from trainmq.training.runs import RunRegistry
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing is downloaded
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    if not os.environ.get("CI"):  # on CI the Makefile installs the hf extra: no skipping
+        pytest.importorskip("transformers")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small only waits for other threads on a busy machine
+    try:
+        run(block(HF_TRAINER[0]), {})
+    finally:
+        torch.set_num_threads(threads)
+    assert capsys.readouterr().out.splitlines()[-1] == "20"
+    registry = RunRegistry(open_store(".trainmq/store"))
+    events = registry.events("hf-run/1")
+    assert [e.step for e in events if e.event == "progress" and e.train_loss] == [5, 10, 15, 20]
+    assert [e.event for e in events][-1] == "completed"
+    run(block(HF_TRAINER[0]), {})  # a second delivery finds the run complete: it trains nothing
+    assert capsys.readouterr().out.splitlines()[-1] == "20"
+    assert len(registry.attempts("hf-run/1")) == 1

@@ -186,6 +186,7 @@ class Run:
         self._checkpoints: CheckpointStore | None = None
         self._writer: AsyncCheckpointer | None = None
         self._last_report: float | None = None
+        self._last_step = 0
         self._step_seconds = 0.0
         self._write_seconds = 0.0
         self._completed = False
@@ -413,16 +414,24 @@ class Run:
         ``total_steps`` in its fields, other metrics in its message) and show progress."""
         fence, publish, _ = self._require()
         fence.raise_if_lost()
-        now = time.perf_counter()
-        if self._last_report is not None:
-            self._step_seconds = now - self._last_report
-        self._last_report = now
-        self._progress()
+        self.tick(step)
         fields = {_EVENT_FIELDS[k]: v for k, v in metrics.items() if k in _EVENT_FIELDS}
         fields.setdefault("total_steps", self.request.optimizer.steps)
         others = {k: v for k, v in metrics.items() if k not in _EVENT_FIELDS}
         message = json.dumps(others, sort_keys=True, default=str) if others else None
         publish("progress", step=step, message=message, **fields)
+
+    def tick(self, step: int) -> None:
+        """Step ``step`` is done, without an event: times the steps (for ``should_stop``)
+        and tells the worker the handler is making progress.  ``report`` does this too; a
+        loop that reports every few steps calls ``tick`` at the others."""
+        now = time.perf_counter()
+        if self._last_report is None or step < self._last_step:
+            self._last_report, self._last_step = now, step  # the first step timed, or a rewind
+        elif step > self._last_step:
+            self._step_seconds = (now - self._last_report) / (step - self._last_step)
+            self._last_report, self._last_step = now, step
+        self._progress()
 
     def sampler(self, *, rank: int = 0, world_size: int = 1, split: str = "train") -> TokenSampler:
         """The built-in trainer's deterministic sampler over the request's dataset (its
