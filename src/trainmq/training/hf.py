@@ -33,6 +33,7 @@ bit-identical to an uninterrupted run's (same device and thread count).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -65,6 +66,8 @@ from .run_api import Run
 
 __all__ = ["FORMAT", "TrainmqCallback", "materialize", "train", "train_in"]
 
+log = logging.getLogger("trainmq.training")
+
 #: Names what a checkpoint of this callback holds; ``train_in`` refuses any other.
 FORMAT = "hf-trainer/1"
 #: A pickle of ``TrainingArguments``: the Trainer's resume never reads it, so it is not kept.
@@ -92,6 +95,11 @@ class TrainmqCallback(TrainerCallback):
             raise PermanentFailure(
                 "the trainmq Trainer callback covers one process without DeepSpeed or FSDP; "
                 "launch multi-process jobs as an entrypoint (training.launcher)"
+            )
+        if args.save_strategy == "no":
+            log.warning(
+                "save_strategy is 'no': the run checkpoints only when it stops, and a killed "
+                "delivery starts over"
             )
 
     def on_step_end(
@@ -131,18 +139,20 @@ class TrainmqCallback(TrainerCallback):
             "step": step,
             "format": FORMAT,
             "transformers": transformers.__version__,
-            "files": _read_folder(folder),
+            "files": _map_folder(folder),
             "data_position": {
                 "global_step": step,
                 "epoch": float(state.epoch or 0.0),
                 "seed": args.data_seed if args.data_seed is not None else args.seed,
             },
         }
-        if not self.keep_local and not args.load_best_model_at_end:
-            shutil.rmtree(folder, ignore_errors=True)  # the run's store holds it now
-        if self.stopping:
-            self.run.stop(step, snapshot)  # raises RunStopped: leaving Run continues later
-        self.run.checkpoint(step, snapshot)
+        try:
+            if self.stopping:
+                self.run.stop(step, snapshot)  # raises RunStopped: leaving Run continues later
+            self.run.checkpoint(step, snapshot)  # copied to memory here, written meanwhile
+        finally:
+            if not self.keep_local and not args.load_best_model_at_end:
+                shutil.rmtree(folder, ignore_errors=True)  # the run's store holds it
 
 
 def _folder(directory: str | os.PathLike[str], step: int) -> Path:
@@ -154,17 +164,18 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-def _read_folder(folder: Path) -> dict[str, torch.Tensor]:
-    """Every file of a Trainer checkpoint folder (relative path: its bytes as a uint8 tensor:
-    the state stays loadable with ``weights_only``)."""
+def _map_folder(folder: Path) -> dict[str, torch.Tensor]:
+    """Every file of a Trainer checkpoint folder (relative path: its bytes, memory-mapped as
+    a uint8 tensor, which ``Run.checkpoint`` copies once; the state stays loadable with
+    ``weights_only``)."""
     files: dict[str, torch.Tensor] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name not in _SKIPPED:
-            data = bytearray(path.read_bytes())
+            size = path.stat().st_size
             name = path.relative_to(folder).as_posix()
             files[name] = (
-                torch.frombuffer(data, dtype=torch.uint8)
-                if data
+                torch.from_file(str(path), shared=False, size=size, dtype=torch.uint8)
+                if size
                 else torch.empty(0, dtype=torch.uint8)
             )
     if not files:
