@@ -1,8 +1,8 @@
 """Counters summed over the processes of one server (``trainmq serve --workers N``).
 
 Each process keeps its counters in memory, as a single process does, and a
-background thread writes a snapshot of them to ``<folder>/<name>.json`` every
-``interval`` seconds (and when asked to, at shutdown). A reader sums its own
+background thread writes a snapshot of them to ``<folder>/<name>.json`` when
+they have changed, checking every ``interval`` seconds (and at shutdown). A reader sums its own
 live counters with the other processes' latest snapshots, so what one process
 answers covers the whole server, at most ``interval`` seconds behind for the
 others. A process that is started again under the same name resumes from its
@@ -25,13 +25,14 @@ __all__ = ["Peers"]
 class Peers:
     """Publishes one process's snapshot and reads the others' from a shared folder."""
 
-    def __init__(self, folder: Path, name: str, interval: float = 1.0) -> None:
+    def __init__(self, folder: Path, name: str, interval: float = 0.25) -> None:
         self.folder = folder
         self.name = name
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._snapshot: Callable[[], Any] | None = None
+        self._written = ""
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -43,7 +44,7 @@ class Peers:
         return _read(self._own)
 
     def start(self, snapshot: Callable[[], Any]) -> None:
-        """Publish ``snapshot()`` every ``interval`` seconds until :meth:`stop`."""
+        """Publish ``snapshot()`` when it changes, until :meth:`stop`."""
         self._snapshot = snapshot
         self._thread = threading.Thread(target=self._run, name="trainmq-peers", daemon=True)
         self._thread.start()
@@ -55,10 +56,14 @@ class Peers:
     def publish(self) -> None:
         if self._snapshot is None:
             return
+        text = json.dumps(self._snapshot())
+        if text == self._written:
+            return
         temporary = self.folder / f".{self.name}.{os.getpid()}.tmp"
         with contextlib.suppress(OSError):  # the folder goes when the server stops
-            temporary.write_text(json.dumps(self._snapshot()))
+            temporary.write_text(text)
             temporary.replace(self._own)
+            self._written = text
 
     def stop(self) -> None:
         self._stop.set()
