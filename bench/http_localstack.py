@@ -23,6 +23,10 @@ from pathlib import Path
 
 from http_servers import HOST, Server, free_port, start_process
 
+#: Its dependencies that are not pinned, at the newest versions that it still runs with:
+#: later releases removed what it imports (``cbor2._decoder``, pyOpenSSL's
+#: ``X509.add_extensions``) and twisted's TLS needs ``service_identity``.
+PINS = ("cbor2<6", "pyopenssl<24.3", "cryptography<44", "service_identity<24.3")
 #: Releases to try, newest first, with the oldest Python each runs on.
 VERSIONS = (("2026.3.0", (3, 13)), ("4.14.0", (3, 11)))
 INSTALL_SECONDS = 900.0
@@ -74,7 +78,10 @@ def _venv(root: Path, version: str, least: tuple[int, int], python: str | None) 
     subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=120)
     print(f"  installing localstack-core {version} into {venv}", file=sys.stderr, flush=True)
     subprocess.run(
-        [str(interpreter), "-m", "pip", "install", "-q", f"localstack-core[runtime]=={version}"],
+        [
+            str(interpreter),
+            *("-m", "pip", "install", "-q", f"localstack-core[runtime]=={version}", *PINS),
+        ],
         check=True,
         timeout=INSTALL_SECONDS,
     )
@@ -91,6 +98,7 @@ def _environment(port: int, data: Path) -> dict[str, str]:
         EAGER_SERVICE_LOADING="1",  # ready means SQS is loaded, not only the gateway
         SQS_ENDPOINT_STRATEGY="path",  # queue URLs on this endpoint, as trainmq's are
         DISABLE_EVENTS="1",  # no analytics calls (nothing outside is reachable anyway)
+        DNS_ADDRESS="0",  # no DNS server of its own
         FILESYSTEM_ROOT=str(data),
         PERSISTENCE="0",
     )
