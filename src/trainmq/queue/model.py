@@ -109,7 +109,6 @@ DEAD_LETTER_REASON = "trainmq.DeadLetterReason"
 SOURCE_QUEUE = "trainmq.SourceQueue"
 SOURCE_MESSAGE_ID = "trainmq.SourceMessageId"
 
-
 @dataclass(slots=True)
 class MoveTask:
     """A message-move task; ``source`` and ``destination`` are queue names."""

@@ -151,7 +151,7 @@ class TrainRequest(_Message):
         le=9,
         description="a routing hint: always in the body, so workers can be dedicated to "
         "urgent runs with FilterCriteria, e.g. --filter "
-        '\'{"body": {"priority": [{"numeric": [">=", 5]}]}}\'',
+        "'{\"body\": {\"priority\": [{\"numeric\": [\">=\", 5]}]}}'",
     )
     checkpoint_uri: Uri
     output_uri: Uri
@@ -192,16 +192,8 @@ class TrainingEvent(_Message):
     kind: Literal["event"] = "event"
     run_id: Identifier
     event: Literal[
-        "started",
-        "resumed",
-        "attached",
-        "progress",
-        "checkpoint",
-        "completed",
-        "evaluated",
-        "failed",
-        "superseded",
-        "released",
+        "started", "resumed", "attached", "progress", "checkpoint", "completed", "evaluated",
+        "failed", "superseded", "released",
     ]
     attempt: int = Field(1, ge=1)
     at: float | None = Field(None, description="Unix time the event happened")

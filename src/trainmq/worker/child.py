@@ -114,3 +114,4 @@ def main(argv: list[str]) -> int:
         if request is None:
             return 0
         write_frame(write_fd, _invoke(handler, request, function))
+

@@ -302,7 +302,9 @@ class Worker:
         received_at = self.clock.now()
         messages = self._receive(count, wait)
         if messages and self.heartbeat is not None:
-            leases.append(self.heartbeat.track([m["ReceiptHandle"] for m in messages], received_at))
+            leases.append(
+                self.heartbeat.track([m["ReceiptHandle"] for m in messages], received_at)
+            )
         return messages
 
     def _collect(self, leases: list[int]) -> list[dict[str, Any]]:
@@ -411,7 +413,9 @@ class Worker:
 
     def _settle(self, messages: list[dict[str, Any]], verdict: Verdict) -> None:
         by_id = {m["MessageId"]: m for m in messages}
-        refused = self.settler.dead_letter([by_id[i] for i in verdict.permanent], verdict.permanent)
+        refused = self.settler.dead_letter(
+            [by_id[i] for i in verdict.permanent], verdict.permanent
+        )
         self.settler.delete([by_id[i]["ReceiptHandle"] for i in verdict.succeeded])
         failed = [by_id[i] for i in [*verdict.failed, *refused]]
         self.settler.back_off(failed)

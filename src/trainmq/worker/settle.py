@@ -19,6 +19,7 @@ __all__ = ["DEAD_LETTER_REASON", "SOURCE_QUEUE", "Settler"]
 log = logging.getLogger("trainmq.worker")
 
 
+
 def _chunks(items: Sequence[Any], size: int = 10) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

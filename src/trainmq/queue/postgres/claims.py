@@ -153,7 +153,9 @@ def _fifo_candidates(
     return chosen
 
 
-def _group_order(conn: Connection, queue: QueueRow, now_ms: int, taken: set[int]) -> list[str]:
+def _group_order(
+    conn: Connection, queue: QueueRow, now_ms: int, taken: set[int]
+) -> list[str]:
     """Groups with a deliverable message, in the order they became available.
 
     A group whose head was never received counts from that message's send (its

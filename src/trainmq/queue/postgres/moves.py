@@ -161,7 +161,9 @@ def cancel(conn: Connection, task_id: str) -> int:
     ).fetchone()
     if found is None or found[0] != "RUNNING":
         raise ResourceNotFoundException("Task does not exist.")
-    conn.execute("UPDATE move_tasks SET status = 'CANCELLING' WHERE task_handle = %s", (task_id,))
+    conn.execute(
+        "UPDATE move_tasks SET status = 'CANCELLING' WHERE task_handle = %s", (task_id,)
+    )
     return int(found[1])
 
 

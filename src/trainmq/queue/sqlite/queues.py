@@ -171,3 +171,4 @@ def oldest_message_age(conn: sqlite3.Connection, row: QueueRow, now_ms: int) -> 
         "SELECT min(sent_at) FROM messages WHERE queue_id = ? AND sent_at > ?", (row.id, cutoff)
     ).fetchone()[0]
     return None if oldest is None else (now_ms - int(oldest)) / 1000
+
