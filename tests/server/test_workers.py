@@ -71,6 +71,7 @@ def send(server: ServerProcess, url: str, body: str) -> None:
         server.url + "/",
         json.dumps({"QueueUrl": url, "MessageBody": body}).encode(),
         {"X-Amz-Target": "AmazonSQS.SendMessage", "Content-Type": "application/x-amz-json-1.0"},
+        timeout=DEADLINE,  # a process started again may still be importing: it answers then
     )
     assert answer.status == 200, answer.body
 
