@@ -1,13 +1,20 @@
-"""HTTP benchmark: ``trainmq serve`` through boto3 against moto, and its raw capacity.
+"""HTTP benchmark: ``trainmq serve`` against LocalStack and moto, through boto3 and a lean client.
 
 Run as ``python bench/http.py [--quick] [--json PATH] [--dir DIR]``.
 
-Part 1 drives ``trainmq serve`` and moto's server with the same boto3 workload
-from several client processes (one call at a time each): SendMessage,
-ReceiveMessage + DeleteMessage, SendMessageBatch of 10. Part 2 measures the
-trainmq server alone with a lean generator (pre-built JSON-protocol requests
-on keep-alive connections): closed-loop capacity for the same three
-workloads, and the SendMessage latency at a fixed offered rate (open loop).
+Part 1 drives ``trainmq serve``, LocalStack and moto's server with the same
+boto3 workload from several client processes (one call at a time each):
+SendMessage, ReceiveMessage + DeleteMessage, SendMessageBatch of 10. Part 2
+uses a lean generator (pre-built JSON-protocol requests on keep-alive
+connections): every server moves messages in batches (SendMessageBatch of 10,
+ReceiveMessage of 10, DeleteMessageBatch), and ``trainmq serve`` alone, with
+``--workers`` at its default (one process per core) and at 1, gives its
+closed-loop capacity for single and batched calls and its SendMessage
+latency at a fixed offered rate (open loop).
+
+LocalStack (community edition, host mode, in memory, ``SERVICES=sqs``) is
+installed on first use into its own virtual environment under ``--dir``
+(``http_localstack.py``); ``--quick`` leaves it out and says so.
 
 The server runs with its default durability: every send and delete is fsynced
 before it is answered. Its database goes in a temporary folder under
@@ -41,6 +48,7 @@ from http_boto3 import BotoPool, Job, Outcome  # noqa: E402
 from http_lean import (  # noqa: E402
     LoadResult,
     Target,
+    batch_cycle_step,
     closed_loop,
     event_loop_name,
     open_loop,
@@ -49,6 +57,7 @@ from http_lean import (  # noqa: E402
     send_batch_step,
     send_step,
 )
+from http_localstack import LocalStackRun, start_localstack  # noqa: E402
 from http_servers import (  # noqa: E402
     HOST,
     RAM_FILE_SYSTEMS,
@@ -65,7 +74,9 @@ WORKLOADS = {  # name: (label, requests per operation)
     "receive_delete": ("ReceiveMessage+DeleteMessage", 2),
     "send_batch": ("SendMessageBatch of 10", 1),
 }
-RATIO_TARGET = 20.0
+RATIO_TARGET = 20.0  # boto3: trainmq / moto requests per second
+PEER_TARGETS = {"localstack": 5.0, "moto": 25.0}  # lean batch cycle: trainmq / peer
+PEERS = ("localstack", "moto")
 LEAN_TARGETS = {  # figure: (target, higher is better)
     "send_per_s": (3_000.0, True),
     "send_batch_messages_per_s": (20_000.0, True),
@@ -81,6 +92,7 @@ class Budget:
     boto3_batches: int  # SendMessageBatch requests of one boto3 run
     receive_depth: int  # messages in the queue when a boto3 receive + delete run starts
     connections: int  # lean closed loop
+    cycle_connections: int  # lean batch cycle, on every server
     warmup: float
     lean_seconds: float
     rate: float  # lean open loop, requests per second
@@ -88,8 +100,8 @@ class Budget:
     fsync_seconds: float
 
 
-FULL = Budget(4, 10.0, 2_000, 400, 1_000, 64, 1.0, 10.0, 1_000.0, 15.0, 1.0)
-QUICK = Budget(4, 2.5, 400, 40, 200, 64, 0.3, 2.0, 1_000.0, 3.0, 0.3)
+FULL = Budget(4, 10.0, 2_000, 400, 1_000, 64, 16, 1.0, 10.0, 1_000.0, 15.0, 1.0)
+QUICK = Budget(4, 2.5, 400, 40, 200, 64, 4, 0.3, 2.0, 1_000.0, 3.0, 0.3)
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -131,7 +143,7 @@ def boto3_workload(
     if workload == "receive_delete":
         per_process = math.ceil(budget.receive_depth / 10 / budget.boto3_processes)
         pool.run(Job(server.endpoint, url, "prefill", BODY, 600.0, per_process))
-    meter = CpuMeter([server.process.pid])
+    meter = CpuMeter(server.pids)
     clients = CpuMeter(pool.pids)
 
     def started() -> None:
@@ -159,7 +171,10 @@ def measure_boto3(
     figures: dict[str, Any] = {}
     for workload in WORKLOADS:
         row = {s.name: boto3_workload(pool, s, workload, budget, notes) for s in servers}
-        row["ratio"] = row["trainmq"]["requests_per_s"] / row["moto"]["requests_per_s"]
+        for peer in PEERS:
+            if peer in row:
+                ratio = row["trainmq"]["requests_per_s"] / row[peer]["requests_per_s"]
+                row["ratio" if peer == "moto" else f"ratio_{peer}"] = ratio
         figures[workload] = row
         print(f"  boto3 {workload}: done", file=sys.stderr, flush=True)
     return figures
@@ -169,22 +184,34 @@ def measure_boto3(
 
 
 def lean_run(
-    server: Server, name: str, notes: dict[str, Any], main: Any, per_op: int
+    server: Server, name: str, notes: dict[str, Any], main: Any, per_op: float
 ) -> dict[str, Any]:
-    meter = CpuMeter([server.process.pid, os.getpid()])
+    meter = CpuMeter([*server.pids, os.getpid()])
     meter.start()
     result: LoadResult = run_async(main)
-    server_used, own_used = meter.stop()
-    requests = result.all_ops * per_op
-    notes["cpu"][f"lean/{name}"] = {
-        "server": cpu_share([server_used], meter.wall, requests),
+    used = meter.stop()
+    server_used, own_used = used[:-1], used[-1]
+    requests = round(result.all_ops * per_op)
+    notes["cpu"][f"lean/{server.name}/{name}"] = {
+        "server": cpu_share(server_used, meter.wall, requests),
         "generator": cpu_share([own_used], meter.wall, requests),
     }
     if result.drained:
-        notes["drained"].append(f"lean/{name}")
+        notes["drained"].append(f"lean/{server.name}/{name}")
     figures = summary(result.ops, result.messages, result.seconds, result.latencies, per_op)
     if result.offered_per_s:
         figures["offered_per_s"] = result.offered_per_s
+    return figures
+
+
+def lean_batch_cycle(server: Server, budget: Budget, notes: dict[str, Any]) -> dict[str, Any]:
+    """Every server's batch figure: SendMessageBatch + ReceiveMessage (10) + DeleteMessageBatch."""
+    url = sqs_client(server.endpoint).create_queue(QueueName="lean-cycle")["QueueUrl"]
+    step = batch_cycle_step(Target(HOST, server.port, url, BODY))
+    c, warm, secs = budget.cycle_connections, budget.warmup, budget.lean_seconds
+    main = closed_loop(HOST, server.port, step, c, warm, secs)
+    figures = lean_run(server, "batch_cycle", notes, main, 3)
+    print(f"  lean batch_cycle on {server.name}: done", file=sys.stderr, flush=True)
     return figures
 
 
@@ -202,11 +229,11 @@ def measure_lean(server: Server, budget: Budget, notes: dict[str, Any]) -> dict[
         ("send_batch", send_batch_step(target["batch"]), 1),
         ("receive_delete", receive_delete_step(target["batch"]), 2),
     )
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"batch_cycle": lean_batch_cycle(server, budget, notes)}
     for name, step, per_op in plan:
         main = closed_loop(host, port, step, c, warm, secs)
         figures[name] = lean_run(server, name, notes, main, per_op)
-        print(f"  lean {name}: done", file=sys.stderr, flush=True)
+        print(f"  lean {name} on {server.name}: done", file=sys.stderr, flush=True)
     main = open_loop(
         host, port, send_step(target["latency"]), budget.rate, warm, budget.latency_seconds, c
     )
@@ -217,25 +244,32 @@ def measure_lean(server: Server, budget: Budget, notes: dict[str, Any]) -> dict[
 # --- the report ----------------------------------------------------------------------
 
 
+def _judge(target: float, measured: float | None, higher: bool = True) -> dict[str, Any]:
+    if measured is None:
+        return {"target": target, "measured": None, "met": False}
+    met = measured >= target if higher else measured <= target
+    return {"target": target, "measured": measured, "met": met}
+
+
 def targets(figures: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for workload in WORKLOADS:
-        ratio = figures["boto3"][workload]["ratio"]
-        result[f"boto3_{workload}_ratio"] = {
-            "target": RATIO_TARGET,
-            "measured": ratio,
-            "met": ratio >= RATIO_TARGET,
-        }
-    lean = figures["lean"]
+        result[f"boto3_{workload}_ratio"] = _judge(
+            RATIO_TARGET, figures["boto3"][workload]["ratio"]
+        )
+    lean = figures["lean"]["trainmq"]
     measured = {
         "send_per_s": lean["send"]["requests_per_s"],
         "send_batch_messages_per_s": lean["send_batch"]["messages_per_s"],
         "latency_p99_ms": lean["latency_at_rate"]["p99_ms"],
     }
     for name, (target, higher) in LEAN_TARGETS.items():
-        value = measured[name]
-        met = value >= target if higher else value <= target
-        result[f"lean_{name}"] = {"target": target, "measured": value, "met": met}
+        result[f"lean_{name}"] = _judge(target, measured[name], higher)
+    ours = lean["batch_cycle"]["messages_per_s"]
+    for peer, target in PEER_TARGETS.items():
+        theirs = figures["lean"].get(peer, {}).get("batch_cycle")
+        ratio = None if theirs is None else ours / theirs["messages_per_s"]
+        result[f"lean_batch_cycle_vs_{peer}"] = _judge(target, ratio)
     return result
 
 
@@ -250,6 +284,12 @@ def _cpu(cpu: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def _verdict(target: dict[str, Any]) -> str:
+    if target["measured"] is None:
+        return "not measured"
+    return "met" if target["met"] else "NOT met"
+
+
 def _header(report: dict[str, Any]) -> list[str]:
     settings = report["settings"]
     return [
@@ -258,7 +298,10 @@ def _header(report: dict[str, Any]) -> list[str]:
         f"load generator; load average at the start {settings['load_average_at_start']:.2f} "
         "(other processes compete for the same cores)",
         f"disk: {settings['file_system']}, {report['figures']['fsync_per_s']:,.0f} fsyncs/s; "
-        f"trainmq serve with durability={settings['durability']} (its default: fsync per commit)",
+        f"trainmq serve with durability={settings['durability']} (its default: fsync per "
+        f"commit) and --workers {settings['workers']} (its default, one per core) unless "
+        "marked w1 (--workers 1)",
+        f"LocalStack: {settings['localstack']}",
         "CPU columns: percent of one core during the run, then CPU ms per HTTP request",
     ]
 
@@ -269,25 +312,66 @@ def _boto3_table(report: dict[str, Any]) -> list[str]:
         "",
         f"Part 1 - boto3, {settings['boto3_processes']} client processes x 1 call at a time; "
         "latency per operation",
-        f"both servers get the same work in a fresh queue: {settings['boto3_ops']:,} sends, "
+        f"every server gets the same work in a fresh queue: {settings['boto3_ops']:,} sends, "
         f"{settings['boto3_batches']:,} batches, or receive + delete of "
         f"{settings['receive_depth']:,} messages; a run stops at "
         f"{settings['boto3_seconds']:g} s",
-        f"{'workload':<30}{'server':<9}{'req/s':>9}{'msg/s':>9}{'p50 ms':>8}{'p99 ms':>8}  CPU",
+        f"{'workload':<30}{'server':<11}{'req/s':>9}{'msg/s':>9}{'p50 ms':>8}{'p99 ms':>8}  CPU",
     ]
     for workload, (label, _) in WORKLOADS.items():
         row = report["figures"]["boto3"][workload]
-        for system in ("trainmq", "moto"):
+        systems = [name for name in ("trainmq", *PEERS) if name in row]
+        for index, system in enumerate(systems):
             f = row[system]
             lines.append(
-                f"{label if system == 'trainmq' else '':<30}{system:<9}"
+                f"{label if index == 0 else '':<30}{system:<11}"
                 f"{f['requests_per_s']:>9,.0f}{f['messages_per_s']:>9,.0f}"
                 f"{f['p50_ms']:>8.1f}{f['p99_ms']:>8.1f}  {_cpu(cpu[f'boto3/{workload}/{system}'])}"
             )
-        verdict = "met" if report["targets"][f"boto3_{workload}_ratio"]["met"] else "NOT met"
+        verdict = _verdict(report["targets"][f"boto3_{workload}_ratio"])
         lines.append(
-            f"{'':<30}{'ratio':<9}{row['ratio']:>8.1f}x  trainmq/moto requests/s "
+            f"{'':<30}{'ratio':<11}{row['ratio']:>8.1f}x  trainmq/moto requests/s "
             f"(target >= {RATIO_TARGET:g}x: {verdict})"
+        )
+        if "ratio_localstack" in row:
+            lines.append(
+                f"{'':<30}{'ratio':<11}{row['ratio_localstack']:>8.1f}x  trainmq/LocalStack "
+                "requests/s"
+            )
+    return lines
+
+
+def _cycle_table(report: dict[str, Any]) -> list[str]:
+    settings, cpu, lean = report["settings"], report["cpu"], report["figures"]["lean"]
+    lines = [
+        "",
+        f"Part 2a - every server, lean generator ({settings['event_loop']}, pre-built "
+        f"requests, {settings['cycle_connections']} connections): SendMessageBatch of 10 "
+        "+ ReceiveMessage of 10 + DeleteMessageBatch; messages sent plus received-and-deleted",
+        f"{'server':<22}{'msg/s':>9}{'req/s':>9}{'p50/p99 ms':>14}  CPU",
+    ]
+    ours = lean["trainmq"]["batch_cycle"]["messages_per_s"]
+    for name in ("trainmq", "trainmq_w1", *PEERS):
+        if name not in lean:
+            continue
+        f = lean[name]["batch_cycle"]
+        label = {"trainmq": "trainmq serve", "trainmq_w1": "trainmq serve w1"}.get(name, name)
+        server = "trainmq-w1" if name == "trainmq_w1" else name
+        lines.append(
+            f"{label:<22}{f['messages_per_s']:>9,.0f}{f['requests_per_s']:>9,.0f}"
+            f"{f['p50_ms']:>7.1f}/{f['p99_ms']:<6.1f}  {_cpu(cpu[f'lean/{server}/batch_cycle'])}"
+        )
+    for peer in PEERS:
+        target = report["targets"][f"lean_batch_cycle_vs_{peer}"]
+        if peer not in lean:
+            lines.append(f"trainmq / {peer}: not measured ({settings['localstack']})")
+            continue
+        w1 = lean.get("trainmq_w1", {}).get("batch_cycle", {}).get("messages_per_s")
+        theirs = lean[peer]["batch_cycle"]["messages_per_s"]
+        extra = f"; w1: {w1 / theirs:.1f}x" if w1 else ""
+        lines.append(
+            f"trainmq / {peer}: {ours / theirs:.1f}x (target >= {target['target']:g}x: "
+            f"{_verdict(target)}{extra})"
         )
     return lines
 
@@ -314,33 +398,40 @@ def _lean_table(report: dict[str, Any]) -> list[str]:
     settings, cpu, lean = report["settings"], report["cpu"], report["figures"]["lean"]
     lines = [
         "",
-        f"Part 2 - trainmq serve alone, lean generator ({settings['event_loop']}, pre-built "
-        f"unsigned JSON requests, {settings['connections']} keep-alive connections)",
-        f"{'figure':<44}{'measured':>10}{'target':>11}{'':<9}{'p50/p99 ms':>12}  CPU",
+        f"Part 2b - trainmq serve alone, the same generator with {settings['connections']} "
+        "connections; targets apply to the default --workers",
+        f"{'figure':<44}{'':<4}{'measured':>10}{'target':>11}{'':<9}{'p50/p99 ms':>12}  CPU",
     ]
     for label, name, key, target_name in _LEAN_ROWS:
-        value = lean[name][key]
-        shown = f"{value:,.1f}" if key == "p99_ms" else f"{value:,.0f}"
-        goal, verdict = "-", ""
-        if target_name is not None:
-            target = report["targets"][target_name]
-            goal = ("<= " if key == "p99_ms" else ">= ") + f"{target['target']:,.0f}"
-            verdict = "met" if target["met"] else "NOT met"
-        latency = f"{lean[name]['p50_ms']:.1f}/{lean[name]['p99_ms']:.1f}"
-        title = label.format(rate=f"{settings['rate']:,.0f}")
-        lines.append(
-            f"{title:<44}{shown:>10}{goal:>11}  "
-            f"{verdict:<7}{latency:>12}  {_cpu(cpu[f'lean/{name}'])}"
-        )
+        for system in ("trainmq", "trainmq_w1"):
+            if system not in lean:
+                continue
+            value = lean[system][name][key]
+            shown = f"{value:,.1f}" if key == "p99_ms" else f"{value:,.0f}"
+            goal, verdict = "-", ""
+            if target_name is not None and system == "trainmq":
+                target = report["targets"][target_name]
+                goal = ("<= " if key == "p99_ms" else ">= ") + f"{target['target']:,.0f}"
+                verdict = _verdict(target)
+            f = lean[system][name]
+            latency = f"{f['p50_ms']:.1f}/{f['p99_ms']:.1f}"
+            title = label.format(rate=f"{settings['rate']:,.0f}") if system == "trainmq" else ""
+            server = "trainmq-w1" if system == "trainmq_w1" else "trainmq"
+            lines.append(
+                f"{title:<44}{'w1' if server != 'trainmq' else '':<4}{shown:>10}{goal:>11}  "
+                f"{verdict:<7}{latency:>12}  {_cpu(cpu[f'lean/{server}/{name}'])}"
+            )
     return lines
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = _header(report) + _boto3_table(report) + _lean_table(report)
+    lines = _header(report) + _boto3_table(report) + _cycle_table(report) + _lean_table(report)
     if report["capped"]:
         lines.append(f"boto3 runs stopped by the time cap: {', '.join(report['capped'])}")
     if report["drained"]:
         lines.append(f"lean runs that emptied their queue early: {', '.join(report['drained'])}")
+    for note in report["localstack_notes"]:
+        lines.append(note)
     return "\n".join(lines)
 
 
@@ -354,40 +445,69 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (well under 60 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs (well under 60 s), without LocalStack"
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument(
         "--dir", type=Path, default=Path(".trainmq/bench"), help="where the databases go"
     )
     parser.add_argument("--connections", type=int, help="lean generator connections")
+    parser.add_argument(
+        "--localstack-python", help="a Python 3.12+ for LocalStack's environment (default: found)"
+    )
     return parser.parse_args(argv)
 
 
-def run(budget: Budget, workdir: Path, quick: bool) -> dict[str, Any]:
-    notes: dict[str, Any] = {"cpu": {}, "capped": [], "drained": []}
+def _start_localstack(
+    args: argparse.Namespace, workdir: Path, notes: dict[str, Any]
+) -> tuple[Server | None, str]:
+    if args.quick:
+        return None, "left out by --quick (it would be installed and started)"
+    run: LocalStackRun = start_localstack(args.dir, workdir, args.localstack_python)
+    notes["localstack_notes"] += run.notes
+    if run.server is None:
+        return None, "not measured: no release would install and start (see the notes below)"
+    return run.server, f"localstack-core {run.version}, community edition, host mode, in memory"
+
+
+def run(budget: Budget, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    notes: dict[str, Any] = {"cpu": {}, "capped": [], "drained": [], "localstack_notes": []}
     load = os.getloadavg()[0]  # before anything of ours runs: other work on the machine
     fsync = fsync_rate(workdir, budget.fsync_seconds)
     pool = BotoPool(budget.boto3_processes)
     servers: list[Server] = []
+    lean: dict[str, Any] = {}
     try:
         servers.append(start_trainmq(workdir / "queues.db", workdir))
         servers.append(start_moto(workdir))
+        localstack, localstack_note = _start_localstack(args, workdir, notes)
+        if localstack is not None:
+            servers.append(localstack)
         print("servers up; measuring", file=sys.stderr, flush=True)
         boto3_figures = measure_boto3(pool, servers, budget, notes)
-        servers.pop().stop()  # moto: its threads must not take CPU from part 2
-        lean_figures = measure_lean(servers[0], budget, notes)
+        while len(servers) > 1:  # a peer's threads must not take CPU from the next runs
+            peer = servers.pop()
+            lean[peer.name] = {"batch_cycle": lean_batch_cycle(peer, budget, notes)}
+            peer.stop()
+        lean["trainmq"] = measure_lean(servers[0], budget, notes)
+        servers.pop().stop()
+        servers.append(start_trainmq(workdir / "queues-w1.db", workdir, workers=1))
+        lean["trainmq_w1"] = measure_lean(servers[0], budget, notes)
     finally:
         for server in servers:
             server.stop()
         pool.close()
-    figures = {"fsync_per_s": fsync, "boto3": boto3_figures, "lean": lean_figures}
+    figures = {"fsync_per_s": fsync, "boto3": boto3_figures, "lean": lean}
     settings = {
         "cores": os.cpu_count(),
+        "workers": os.cpu_count(),
         "load_average_at_start": load,
         "file_system": file_system_type(workdir),
         "durability": "full",
-        "quick": quick,
+        "quick": args.quick,
         "event_loop": event_loop_name(),
+        "localstack": localstack_note,
         **dataclasses.asdict(budget),
     }
     report = {"figures": figures, "settings": settings, **notes}
@@ -406,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="http-", dir=args.dir))
     try:
-        report = run(budget, workdir, args.quick)
+        report = run(budget, workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(render(report))

@@ -1,8 +1,10 @@
 """A lean load generator: pre-built JSON-protocol requests over keep-alive sockets.
 
 It measures what the server can do rather than what boto3 can: the requests
-are built once (unsigned: a loopback server without a credentials file does
-not check signatures), written whole to raw asyncio connections, and the
+are built once (with a well-formed but unchecked SigV4 header: neither a
+loopback trainmq without a credentials file, nor moto, nor LocalStack checks
+signatures, and moto and LocalStack read the service and region from it),
+written whole to raw asyncio connections, and the
 responses are parsed only as far as the status line, the length and, for
 ReceiveMessage, the receipt handle. uvloop is used when it is installed.
 
@@ -23,6 +25,10 @@ from typing import Any
 
 BATCH = 10
 TARGET_PREFIX = "AmazonSQS."
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/sqs/aws4_request, "
+    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64
+)
 
 
 def request_bytes(host: str, port: int, action: str, params: dict[str, Any]) -> bytes:
@@ -31,18 +37,21 @@ def request_bytes(host: str, port: int, action: str, params: dict[str, Any]) -> 
         f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"X-Amz-Target: {TARGET_PREFIX}{action}\r\n"
         "Content-Type: application/x-amz-json-1.0\r\n"
+        "X-Amz-Date: 20260101T000000Z\r\n"
+        f"Authorization: {AUTHORIZATION}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
 
-class HttpConnection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection with one request in flight at a time."""
+class _Protocol(asyncio.Protocol):
+    """One HTTP/1.1 connection with one request in flight at a time."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self._transport: Any = None  # uvloop's transports do not derive from asyncio's
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -60,32 +69,58 @@ class HttpConnection(asyncio.Protocol):
             return
         body = bytes(self._buffer[end + 4 : end + 4 + length])
         del self._buffer[: end + 4 + length]
+        if b"connection: close" in head:  # a server that does not keep connections alive
+            self.closed = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result((int(head[9:12]), body))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(ConnectionError(f"server closed the connection: {exc}"))
 
-    async def request(self, data: bytes) -> bytes:
-        """Sends ``data``; returns the body of a 200 response (anything else raises)."""
+    async def request(self, data: bytes) -> tuple[int, bytes]:
         assert self._transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self._transport.write(data)
-        status, body = await self._waiter
-        if status != 200:
-            raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
-        return body
+        return await self._waiter
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
 
 
+class HttpConnection:
+    """A keep-alive connection to one server, opened again when the server closes it
+    after a response (moto's server does)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._protocol: _Protocol | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self._protocol = await loop.create_connection(_Protocol, self.host, self.port)
+
+    async def request(self, data: bytes) -> bytes:
+        """Sends ``data``; returns the body of a 200 response (anything else raises)."""
+        if self._protocol is None or self._protocol.closed:
+            await self.open()
+        assert self._protocol is not None
+        status, body = await self._protocol.request(data)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
+        return body
+
+    def close(self) -> None:
+        if self._protocol is not None:
+            self._protocol.close()
+
+
 async def connect(host: str, port: int) -> HttpConnection:
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(HttpConnection, host, port)
-    return protocol
+    connection = HttpConnection(host, port)
+    await connection.open()
+    return connection
 
 
 # --- the operations ----------------------------------------------------------------
@@ -142,6 +177,40 @@ def receive_delete_step(target: Target) -> Step:
     return step
 
 
+def batch_cycle_step(target: Target) -> Step:
+    """SendMessageBatch of 10, then ReceiveMessage of up to 10 and DeleteMessageBatch of
+    what came: messages sent plus messages received and deleted (three requests)."""
+    entries = [{"Id": str(i), "MessageBody": target.body} for i in range(BATCH)]
+    send_params = {"QueueUrl": target.queue_url, "Entries": entries}
+    send = request_bytes(target.host, target.port, "SendMessageBatch", send_params)
+    receive_params = {"QueueUrl": target.queue_url, "MaxNumberOfMessages": BATCH}
+    receive = request_bytes(
+        target.host, target.port, "ReceiveMessage", {**receive_params, "WaitTimeSeconds": 0}
+    )
+
+    async def step(conn: HttpConnection) -> int:
+        sent = json.loads(await conn.request(send))
+        if sent.get("Failed") or len(sent.get("Successful", [])) != BATCH:
+            raise RuntimeError(f"batch not fully sent: {sent}")
+        messages = json.loads(await conn.request(receive)).get("Messages", [])
+        if not messages:
+            return BATCH
+        handles = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        params = {"QueueUrl": target.queue_url, "Entries": handles}
+        deleted = json.loads(
+            await conn.request(
+                request_bytes(target.host, target.port, "DeleteMessageBatch", params)
+            )
+        )
+        if deleted.get("Failed"):
+            raise RuntimeError(f"batch not fully deleted: {deleted}")
+        return BATCH + len(messages)
+
+    return step
+
+
 # --- the generators ------------------------------------------------------------------
 
 
@@ -159,12 +228,13 @@ class LoadResult:
 async def closed_loop(
     host: str, port: int, step: Step, connections: int, warmup: float, seconds: float
 ) -> LoadResult:
-    """Every connection runs ``step`` back to back; counts what ends after the warm-up."""
+    """Every connection runs ``step`` back to back; counts the steps that end inside the
+    measured window (after the warm-up, before the deadline), which is the throughput
+    even of a server whose single step takes longer than the window."""
     conns = [await connect(host, port) for _ in range(connections)]
     result = LoadResult()
     measure_from = time.perf_counter() + warmup
     deadline = measure_from + seconds
-    last_end = [measure_from]
 
     async def run(conn: HttpConnection) -> None:
         while time.perf_counter() < deadline:
@@ -175,18 +245,23 @@ async def closed_loop(
                 result.drained = True
                 return
             result.all_ops += 1
-            if began >= measure_from:
+            if measure_from <= ended <= deadline:
                 result.ops += 1
                 result.messages += handled
                 result.latencies.append(ended - began)
-                last_end[0] = max(last_end[0], ended)
 
+    tasks = [asyncio.ensure_future(run(conn)) for conn in conns]
     try:
-        await asyncio.gather(*(run(conn) for conn in conns))
+        done, pending = await asyncio.wait(tasks, timeout=deadline - time.perf_counter())
+        for task in pending:  # steps still running at the deadline are not counted
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()  # a step's error fails the measurement
     finally:
         for conn in conns:
             conn.close()
-    result.seconds = last_end[0] - measure_from
+    result.seconds = seconds
     return result
 
 

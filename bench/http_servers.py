@@ -1,19 +1,23 @@
 """The servers under test for ``bench/http.py``, and what the machine offers them.
 
-Each server runs in its own process on 127.0.0.1 with a free port: ``trainmq
-serve`` (default durability, fsync on every commit that a caller relies on)
-and moto's server. CPU time is read from ``/proc`` so that the report can say
-how the two cores were shared between a server and its load generator.
+Each server runs in its own process (and its children) on 127.0.0.1 with a
+free port: ``trainmq serve`` (default durability, fsync on every commit that a
+caller relies on), moto's server and LocalStack (``http_localstack.py``). CPU
+time is read from ``/proc`` for the whole process tree, so that the report can
+say how the two cores were shared between a server and its load generator.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +39,11 @@ class Server:
     @property
     def endpoint(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def pids(self) -> list[int]:
+        """The server's process and its descendants (``--workers`` children)."""
+        return process_tree(self.process.pid)
 
     def log_tail(self, chars: int = 4_000) -> str:
         try:
@@ -63,7 +72,16 @@ def _server_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TRAINMQ_")}
 
 
-def _start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
+def start_process(
+    name: str,
+    command: list[str],
+    port: int,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    ready_path: str | None = None,
+) -> Server:
+    """Starts a server and waits until it answers; ``ready_path``: a LocalStack service
+    that must report itself running, beyond the port accepting connections."""
     log_path = log_dir / f"{name}-server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -71,44 +89,82 @@ def _start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_server_environment(),
+            env=env if env is not None else _server_environment(),
         )
     server = Server(name, process, port, log_path)
+    probe = _accepts if ready_path is None else _service_running(ready_path)
     try:
-        _wait_ready(server)
+        _wait_ready(server, probe)
     except BaseException:
         server.stop()
         raise
     return server
 
 
-def _wait_ready(server: Server) -> None:
-    """Polls until the port accepts connections, within a bounded time."""
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _service_running(service: str) -> Callable[[int], bool]:
+    def probe(port: int) -> bool:
+        url = f"http://{HOST}:{port}/_localstack/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as answer:
+                state = json.loads(answer.read()).get("services", {}).get(service)
+        except (OSError, ValueError):
+            return False
+        return state in ("running", "available")
+
+    return probe
+
+
+def _wait_ready(server: Server, probe: Callable[[int], bool]) -> None:
+    """Polls until ``probe`` says the server answers, within a bounded time."""
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} server exited early:\n{server.log_tail()}")
-        try:
-            with socket.create_connection((HOST, server.port), timeout=1.0):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if probe(server.port):
+            return
+        time.sleep(0.1)
     raise RuntimeError(f"{server.name} server not ready after {READY_SECONDS:.0f} s")
 
 
-def start_trainmq(db_path: Path, log_dir: Path) -> Server:
+def start_trainmq(db_path: Path, log_dir: Path, workers: int | None = None) -> Server:
+    """``trainmq serve``; ``workers``: its ``--workers`` (None: its default, one per core)."""
     port = free_port()
     command = [sys.executable, "-m", "trainmq", "serve", "--host", HOST, "--port", str(port)]
-    return _start("trainmq", [*command, "--db", str(db_path)], port, log_dir)
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    name = "trainmq" if workers is None else f"trainmq-w{workers}"
+    return start_process(name, [*command, "--db", str(db_path)], port, log_dir)
 
 
 def start_moto(log_dir: Path) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
-    return _start("moto", command, port, log_dir)
+    return start_process("moto", command, port, log_dir)
 
 
 # --- the machine ----------------------------------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux; elsewhere ``pid`` alone)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+    return found
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -149,5 +205,3 @@ def cpu_share(used: list[float | None], wall: float, requests: int) -> dict[str,
         return None
     seconds = sum(u for u in used if u is not None)
     return {"percent": 100.0 * seconds / wall, "ms_per_request": 1_000.0 * seconds / requests}
-
-

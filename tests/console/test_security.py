@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from trainmq.clock import FakeClock
@@ -137,3 +139,24 @@ def test_every_action_is_checked_against_the_keys_grants(secured: Setup) -> None
     assert reader.get("/runs").status == 200
     depth = secured.sqs.get_queue_attributes(QueueUrl=urls["dlq"], AttributeNames=["All"])
     assert depth["Attributes"]["ApproximateNumberOfMessages"] == "3"
+
+
+def test_processes_of_one_server_share_sessions_and_csrf_values(tmp_path: Path) -> None:
+    """``serve --workers N``: a browser signed in through one process is signed in on all,
+    and signing out through another ends the session everywhere."""
+    credentials = Credentials({ADMIN.access_key_id: ADMIN})
+    first = Guard(credentials, shared=tmp_path)
+    second = Guard(credentials, shared=tmp_path)
+    alone = Guard(credentials)
+    session = first.sign_in(ADMIN.access_key_id, ADMIN.secret_access_key, "")
+    request = Request("GET", "/", {}, {}, {"trainmq_console_session": session}, {})
+    viewer = second.viewer(request)
+    assert viewer is not None and viewer.key == ADMIN
+    assert alone.viewer(request) is None
+    assert first.csrf_token("browser") == second.csrf_token("browser")
+    assert alone.csrf_token("browser") != first.csrf_token("browser")
+    second.sign_out(request)
+    assert first.viewer(request) is None
+    again = first.sign_in(ADMIN.access_key_id, ADMIN.secret_access_key, "")
+    assert second.revoke_key(ADMIN.access_key_id) == 1
+    assert first.viewer(Request("GET", "/", {}, {}, {"trainmq_console_session": again}, {})) is None

@@ -88,6 +88,8 @@ class ServerProcess:
     """One ``trainmq serve`` subprocess on 127.0.0.1."""
 
     def __init__(self, db: Path, log: Path, *args: str, port: int | None = None) -> None:
+        if "--workers" not in args:  # one process unless a test asks (test_workers.py does)
+            args = (*args, "--workers", "1")
         self.db = db
         self.port = port or free_port()
         self.log_path = log

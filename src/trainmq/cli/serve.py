@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +19,7 @@ from .exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from ..server import ServerConfig, SQSApp
+    from ..server.workers import WorkerContext
 
 
 @app.command("serve")
@@ -82,6 +86,15 @@ def serve_command(
     max_connections: Annotated[
         int, typer.Option(help="Open connections beyond this are closed at once.")
     ] = 1024,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            envvar="TRAINMQ_WORKERS",
+            min=1,
+            help="Server processes sharing the port and the database (default: the number of "
+            "CPU cores; 1: a single process).",
+        ),
+    ] = None,
     console_token: Annotated[
         str | None,
         typer.Option(
@@ -109,6 +122,7 @@ def serve_command(
             allowed_hosts=tuple(allowed_host or ()),
             metrics_public=metrics_public,
             limits=ConnectionLimits(header_timeout, body_timeout, max_connections),
+            workers=workers or os.cpu_count() or 1,
         )
         if console_token is not None and (credentials is None or not console):
             raise CliFailure(
@@ -127,6 +141,9 @@ def serve_command(
         except ImportError as exc:
             app.service.backend.close()
             raise missing_extra(exc, "an s3:// --store", "aws") from exc
+        if config.workers > 1:
+            _serve_processes(config, app, console, store, (console_token, token))
+            return
         try:
             _check_bind(host, port)
         except CliFailure:
@@ -136,6 +153,53 @@ def serve_command(
         serve(config, app)
 
     run_command(body)
+
+
+def _serve_processes(
+    config: ServerConfig,
+    checked: SQSApp,
+    console: bool,
+    store: str | None,
+    token: tuple[str | None, str | None],
+) -> None:
+    """``--workers N``: the settings were checked by building ``checked`` (which also made
+    the database); N processes now serve one socket, each with an application of its own."""
+    from ..server.workers import bind_socket, run_workers
+
+    checked.regions.close()
+    checked.service.backend.close()
+    try:
+        sock = bind_socket(config.host, config.port)
+    except OSError as exc:
+        raise CliFailure(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc} (choose "
+            "another --port, or stop what uses it)",
+            ExitCode.PORT_UNAVAILABLE,
+        ) from None
+    _banner(config, console, store, token)
+    main = functools.partial(_serve_child, config, console, store)
+    if not run_workers(main, sock, config.workers):
+        raise CliFailure("server processes kept exiting (see the errors above)", ExitCode.FAILURE)
+
+
+def _serve_child(
+    config: ServerConfig,
+    console: bool,
+    store: str | None,
+    sock: socket.socket,
+    worker: WorkerContext,
+) -> None:
+    """One of ``--workers N`` processes: its own application, served on the shared socket."""
+    from ..console import mount_console
+    from ..server import serve
+    from ..server.run import build_app, per_process_limits
+    from ..store import open_store
+
+    config = dataclasses.replace(config, limits=per_process_limits(config.limits, worker.workers))
+    app = build_app(config, worker)
+    if console:
+        mount_console(app, open_store(store), shared=worker.state_dir / "console")
+    serve(config, app, sock)
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -168,6 +232,8 @@ def _banner(
         f"  database: {describe_address(config.db)}",
         f"  auth: {auth}",
     ]
+    if config.workers > 1:
+        lines.append(f"  processes: {config.workers} (--workers), sharing the port and database")
     if console:
         lines.append(f"  store: {store or '.trainmq/store'} (training runs in the console)")
         lines.append(f"  console: {base}/console")

@@ -7,6 +7,8 @@ store.  Server-rendered HTML with a small script for refreshing; no build step.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..clock import Clock
 from ..server.app import SQSApp
 from ..store import BlobStore
@@ -16,10 +18,18 @@ from .http import ROOT
 __all__ = ["Console", "mount_console"]
 
 
-def mount_console(app: SQSApp, store: BlobStore | None, *, clock: Clock | None = None) -> Console:
-    """Serve the console at ``/console`` of ``app``, with training runs from ``store``."""
+def mount_console(
+    app: SQSApp, store: BlobStore | None, *, clock: Clock | None = None, shared: Path | None = None
+) -> Console:
+    """Serve the console at ``/console`` of ``app``, with training runs from ``store``;
+    ``shared``: the folder where the processes of one server keep the sessions."""
     console = Console(
-        app.service, app.traffic, credentials=app.credentials, store=store, clock=clock
+        app.service,
+        app.traffic,
+        credentials=app.credentials,
+        store=store,
+        clock=clock,
+        shared=shared,
     )
     app.extra_routes[ROOT] = console
     return console

@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 
 from ..clock import Clock, SystemClock
 from ..errors import SQSError, StorageError
@@ -61,12 +62,13 @@ class Console:
         credentials: Credentials | None,
         store: BlobStore | None,
         clock: Clock | None = None,
+        shared: Path | None = None,
     ) -> None:
         self.service = service
         self.traffic = traffic
         self.store = store
         self.clock: Clock = clock or SystemClock()
-        self.guard = Guard(credentials, self.clock)
+        self.guard = Guard(credentials, self.clock, shared=shared)
         routes: list[Route] = [
             *session.ROUTES,
             *overview.ROUTES,

@@ -5,7 +5,8 @@
 * **Signed in**: with credentials, a browser signs in with an access key id and
   its secret, or with a console token (``trainmq serve --console-token KEY``
   prints one).  The session cookie is a random value that names a session the
-  server holds in memory: signing out deletes it, a key that is no longer in the
+  server holds (in memory, or with ``serve --workers N`` in a folder its processes
+  share): signing out deletes it, a key that is no longer in the
   credentials (or :meth:`Guard.revoke_key`) ends all of its sessions, and a
   restart ends every session.  The secret is compared in constant time whether or
   not the key id exists, so sign-in does not reveal which key ids do.
@@ -13,7 +14,7 @@
   the SQS action it amounts to (sending is ``SendMessage``, peeking is
   ``ReceiveMessage``, ...); training runs need ``trainmq:ViewRuns`` (or ``*``).
 * **CSRF**: each browser gets a random cookie; every form carries an HMAC of it
-  under a per-process secret, and a POST without the matching value is refused.
+  under a per-server secret, and a POST without the matching value is refused.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..clock import Clock, SystemClock
 from ..server.auth import AccessKey, Credentials
 from .http import ConsoleError, Request
+from .sessions import FileSessions, MemorySessions, Sessions, shared_secret
 
 __all__ = [
     "BROWSER_COOKIE",
@@ -90,15 +93,30 @@ def _unb64(text: str) -> str:
 
 
 class Guard:
-    """Sessions, console tokens and CSRF values for one server."""
+    """Sessions, console tokens and CSRF values for one server.
 
-    def __init__(self, credentials: Credentials | None, clock: Clock | None = None) -> None:
+    ``shared`` is a folder the processes of one server share (``serve --workers N``):
+    the sessions and the CSRF secret live there, so every process honours them.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials | None,
+        clock: Clock | None = None,
+        *,
+        shared: Path | None = None,
+    ) -> None:
         self.credentials = credentials
         self.clock: Clock = clock or SystemClock()
-        self._csrf_secret = secrets.token_bytes(32)
         self._dummy_secret = secrets.token_urlsafe(30).encode()
-        #: sha256(cookie) -> (the key it signed in, expiry); insertion order is age order.
-        self._sessions: dict[bytes, tuple[AccessKey, float]] = {}
+        self._sessions: Sessions
+        if shared is None:
+            self._csrf_secret = secrets.token_bytes(32)
+            self._sessions = MemorySessions(MAX_SESSIONS)
+        else:
+            shared.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._csrf_secret = shared_secret(shared / "csrf.key")
+            self._sessions = FileSessions(shared / "sessions", MAX_SESSIONS)
 
     @property
     def open(self) -> bool:
@@ -153,23 +171,17 @@ class Guard:
 
     def _new_session(self, key: AccessKey) -> str:
         now = self.clock.now()
-        for digest, (_, expires) in list(self._sessions.items()):
-            if expires < now or len(self._sessions) >= MAX_SESSIONS:
-                del self._sessions[digest]
         cookie = secrets.token_urlsafe(32)
-        self._sessions[_digest(cookie)] = (key, now + SESSION_SECONDS)
+        self._sessions.add(_digest(cookie), key, now + SESSION_SECONDS, now)
         return cookie
 
     def sign_out(self, request: Request) -> None:
         """End the request's session: its cookie no longer signs anyone in."""
-        self._sessions.pop(_digest(request.cookies.get(SESSION_COOKIE, "")), None)
+        self._sessions.remove(_digest(request.cookies.get(SESSION_COOKIE, "")))
 
     def revoke_key(self, access_key_id: str) -> int:
         """End every session of a key (removed or compromised); how many ended."""
-        ended = [d for d, (key, _) in self._sessions.items() if key.access_key_id == access_key_id]
-        for digest in ended:
-            del self._sessions[digest]
-        return len(ended)
+        return self._sessions.revoke(access_key_id)
 
     def viewer(self, request: Request) -> Viewer | None:
         """The request's viewer; ``None`` when the server has credentials and the browser
@@ -177,12 +189,14 @@ class Guard:
         if self.credentials is None:
             return Viewer(None)
         cookie = request.cookies.get(SESSION_COOKIE, "")
-        found = self._sessions.get(_digest(cookie)) if cookie else None
-        if found is None:
+        digest = _digest(cookie)
+        key_id = self._sessions.key_id(digest) if cookie else None
+        if key_id is None:
             return None
-        key, expires = found
-        if expires < self.clock.now() or self.credentials.get(key.access_key_id) != key:
-            self._sessions.pop(_digest(cookie), None)  # expired, or the key was removed
+        key = self.credentials.get(key_id)
+        expires = self._sessions.find(digest, key)
+        if key is None or expires is None or expires < self.clock.now():
+            self._sessions.remove(digest)  # expired, or the key was removed or changed
             return None
         return Viewer(key)
 

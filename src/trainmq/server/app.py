@@ -361,7 +361,12 @@ class SQSApp:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    """The request's headers by lower-case name, decoded once per request."""
+    decoded: dict[str, str] | None = scope.get("trainmq.headers")
+    if decoded is None:
+        decoded = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        scope["trainmq.headers"] = decoded
+    return decoded
 
 
 def _is_json(headers: dict[str, str]) -> bool:

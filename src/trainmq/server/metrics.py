@@ -7,12 +7,15 @@ server must be started with ``--metrics-public``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
+from typing import Any
 
 from ..errors import AccessDenied
 from ..queue.service import SQSService
 from .auth import AccessKey
+from .peers import Peers
 
 __all__ = ["GET_METRICS", "Metrics", "authorize_scrape"]
 
@@ -54,15 +57,25 @@ def _escape(value: str) -> str:
 
 
 class Metrics:
-    """Counts requests by action and outcome, and times them per action."""
+    """Counts requests by action and outcome, and times them per action.
 
-    def __init__(self) -> None:
+    With ``peers`` (``serve --workers N``) a scrape answers for the whole server:
+    this process's counters plus the other processes' latest snapshots.
+    """
+
+    def __init__(self, peers: Peers | None = None) -> None:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str], int] = defaultdict(int)
         self._messages: dict[str, int] = defaultdict(int)
         self._buckets: dict[str, list[int]] = {}
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
+        self._peers = peers
+        if peers is not None:
+            previous = peers.previous()
+            if previous is not None:  # a restarted process continues its counters
+                self._add(previous)
+            peers.start(self.snapshot)
 
     def observe(self, action: str, error_code: str | None, seconds: float, messages: int) -> None:
         with self._lock:
@@ -76,7 +89,52 @@ class Metrics:
             self._sums[action] += seconds
             self._counts[action] += 1
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain JSON data (what peers publish and sum)."""
+        with self._lock:
+            return {
+                "requests": [[a, c, n] for (a, c), n in self._requests.items()],
+                "messages": dict(self._messages),
+                "buckets": {a: list(b) for a, b in self._buckets.items()},
+                "sums": dict(self._sums),
+                "counts": dict(self._counts),
+            }
+
+    def _add(self, snapshot: dict[str, Any]) -> None:
+        with self._lock:
+            for action, code, count in snapshot.get("requests", []):
+                self._requests[(action, code)] += count
+            for action, count in snapshot.get("messages", {}).items():
+                self._messages[action] += count
+            for action, counts in snapshot.get("buckets", {}).items():
+                own = self._buckets.setdefault(action, [0] * len(_BUCKETS))
+                for index, count in enumerate(counts[: len(_BUCKETS)]):
+                    own[index] += count
+            for action, total in snapshot.get("sums", {}).items():
+                self._sums[action] += total
+            for action, count in snapshot.get("counts", {}).items():
+                self._counts[action] += count
+
+    def close(self) -> None:
+        """Publish the final counters (a restarted process resumes them)."""
+        if self._peers is not None:
+            self._peers.stop()
+
+    def _server_wide(self) -> Metrics:
+        """This process's counters summed with its peers' (itself without peers)."""
+        if self._peers is None:
+            return self
+        total = Metrics()
+        total._add(self.snapshot())
+        for snapshot in self._peers.others():
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                total._add(snapshot)
+        return total
+
     def render(self, service: SQSService) -> str:
+        return self._server_wide()._render_counters() + _render_gauges(service)
+
+    def _render_counters(self) -> str:
         lines = [
             "# HELP trainmq_requests_total SQS requests by action and error code ('' = success).",
             "# TYPE trainmq_requests_total counter",
@@ -109,8 +167,11 @@ class Metrics:
                     f'trainmq_request_seconds_sum{{action="{action}"}} {self._sums[action]}'
                 )
                 lines.append(f'trainmq_request_seconds_count{{action="{action}"}} {total}')
-        lines += _queue_gauges(service)
         return "\n".join(lines) + "\n"
+
+
+def _render_gauges(service: SQSService) -> str:
+    return "\n".join(_queue_gauges(service)) + "\n"
 
 
 def _queue_gauges(service: SQSService) -> list[str]:

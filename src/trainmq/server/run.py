@@ -19,8 +19,12 @@ from .app import SQSApp
 from .auth import load_credentials
 from .connections import ConnectionLimits, limited_protocol
 from .guard import HostPolicy
+from .metrics import Metrics
+from .peers import Peers
+from .traffic import Traffic
+from .workers import WorkerContext
 
-__all__ = ["ServerConfig", "build_app", "is_loopback", "serve"]
+__all__ = ["ServerConfig", "build_app", "is_loopback", "per_process_limits", "serve"]
 
 log = logging.getLogger("trainmq.server")
 
@@ -40,6 +44,8 @@ class ServerConfig:
     #: Serve /metrics without a signature even with credentials (``--metrics-public``).
     metrics_public: bool = False
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: Server processes sharing the port and the database (``--workers``).
+    workers: int = 1
 
 
 def is_loopback(host: str) -> bool:
@@ -84,7 +90,9 @@ class _Server(uvicorn.Server):
             self._captured_signals.remove(sig)
 
 
-def build_app(config: ServerConfig) -> SQSApp:
+def build_app(config: ServerConfig, worker: WorkerContext | None = None) -> SQSApp:
+    """The application of one server process; ``worker`` places it among ``--workers N``
+    (its metrics and traffic counts are then summed over the processes)."""
     credentials = load_credentials(config.credentials) if config.credentials else None
     if credentials is None and not is_loopback(config.host):
         raise ConfigurationError(
@@ -99,19 +107,30 @@ def build_app(config: ServerConfig) -> SQSApp:
         endpoint=f"http://{config.host}:{config.port}",
         durable_receives=True,  # remote consumers' handles outlive a power loss of this host
     )
-    return SQSApp(
+    app = SQSApp(
         service,
         credentials=credentials,
         hosts=HostPolicy.for_server(config.host, config.allowed_hosts),
         metrics_public=config.metrics_public,
     )
+    if worker is not None:
+        name = str(worker.index)
+        app.metrics = Metrics(Peers(worker.state_dir / "metrics", name))
+        app.traffic = Traffic(peers=Peers(worker.state_dir / "traffic", name))
+    return app
 
 
-def serve(config: ServerConfig, app: SQSApp | None = None, **uvicorn_options: Any) -> None:
+def serve(
+    config: ServerConfig,
+    app: SQSApp | None = None,
+    sock: socket.socket | None = None,
+    **uvicorn_options: Any,
+) -> None:
     """Serve until SIGTERM/SIGINT; then end long polls, finish requests, close the database.
 
     ``app`` is the application ``build_app(config)`` made, when the caller has added
-    routes to it (the console); by default it is built here.
+    routes to it (the console); by default it is built here. ``sock``: a listening
+    socket to accept from (one process of ``--workers N``) instead of binding one.
     """
     app = app or build_app(config)
     if app.credentials is None:
@@ -129,7 +148,15 @@ def serve(config: ServerConfig, app: SQSApp | None = None, **uvicorn_options: An
     )
     uv_config.http = limited_protocol(_http_implementation(uv_config.http), config.limits)
     try:
-        _Server(uv_config, app).run()
+        _Server(uv_config, app).run(sockets=None if sock is None else [sock])
     finally:
+        app.metrics.close()
+        app.traffic.close()
         app.regions.close()
         app.service.backend.close()
+
+
+def per_process_limits(limits: ConnectionLimits, workers: int) -> ConnectionLimits:
+    """Each of ``workers`` processes' share of the connection cap (the total stays the cap)."""
+    share = max(1, -(-limits.max_connections // workers))
+    return ConnectionLimits(limits.header_timeout, limits.body_timeout, share)
