@@ -26,6 +26,7 @@ from . import limits
 from .model import MessageAttributeValue
 
 __all__ = [
+    "attributes_size",
     "check_batch_ids",
     "check_body",
     "check_int",
@@ -238,7 +239,12 @@ def system_attributes(raw: Any) -> dict[str, MessageAttributeValue]:
 
 def message_size(body: str, attributes: Mapping[str, MessageAttributeValue]) -> int:
     """Bytes counted against MaximumMessageSize: body plus names, types and values."""
-    size = len(body.encode("utf-8"))
+    return len(body.encode("utf-8")) + attributes_size(attributes)
+
+
+def attributes_size(attributes: Mapping[str, MessageAttributeValue]) -> int:
+    """The bytes of message attributes counted against MaximumMessageSize."""
+    size = 0
     for name, value in attributes.items():
         size += len(name.encode("utf-8")) + len(value.data_type.encode("utf-8"))
         if value.binary_value is not None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +30,8 @@ from .queues import QueueRow
 __all__ = ["change_visibility", "claim", "delete", "send", "sweep"]
 
 _SEQUENCE_BASE = 10**19
+# The first digit of a version-4 UUID's fourth group carries the RFC 4122 variant (10xx).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 # -- send -----------------------------------------------------------------------------------
@@ -49,16 +51,31 @@ _INSERT = (
 )
 
 
+def message_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, as ``str(uuid.uuid4())`` spells them, from one
+    read of the system's random source for the whole group."""
+    digits = os.urandom(16 * count).hex()
+    ids = []
+    for start in range(0, 32 * count, 32):
+        h = digits[start : start + 32]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return ids
+
+
 def send(
     conn: sqlite3.Connection, name: str, batch: Sequence[NewMessage], now_ms: int
 ) -> list[SendResult | SQSError]:
-    """Insert the messages in one statement; FIFO messages pass deduplication first."""
+    """Insert the messages in one statement; FIFO messages pass deduplication first.
+
+    ``batch`` may hold the sends of several callers (the group committer merges
+    them): one queue lookup, one id draw and one INSERT serve them all.
+    """
     queue = queues.load(conn, name)
     results: list[SendResult | SQSError] = []
     rows: list[tuple[object, ...]] = []
     sequence = queue.next_sequence
-    for message in batch:
-        message_id = str(uuid.uuid4())
+    queue_id = queue.id
+    for message, message_id in zip(batch, message_ids(len(batch)), strict=True):
         sequence_number: str | None = None
         dedup_id = message.deduplication_id
         if queue.fifo:
@@ -89,12 +106,16 @@ def send(
             )
         rows.append(
             (
-                queue.id,
+                queue_id,
                 message_id,
                 message.body,
                 message.md5_of_body,
-                encode_attributes(message.message_attributes),
-                encode_attributes(message.system_attributes),
+                encode_attributes(message.message_attributes)
+                if message.message_attributes
+                else None,
+                encode_attributes(message.system_attributes)
+                if message.system_attributes
+                else None,
                 now_ms,
                 now_ms + message.delay_seconds * 1000,
                 message.group_id,
