@@ -11,7 +11,10 @@ Each measurement first runs its operation untimed (a warm-up: the first few
 hundred commits of a new database grow its WAL file, which costs every queue
 extra once per file, not on a long-lived queue), then stops after a fixed
 number of calls or a fixed time, whichever comes first. The figures are
-messages per second.
+messages per second. A scenario runs in rounds (three; one with ``--quick``):
+each round probes the disk's fsync rate and then measures every system once,
+in turn, so that all of them see the same drift of a shared disk; the median
+round counts.
 
 Beside them the run prints the limits it measured: the disk's raw write+fsync
 rate (one thread committing one message at a time cannot beat it without
@@ -31,6 +34,7 @@ import itertools
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -55,13 +59,15 @@ class Budget:
     calls: int  # per measurement
     seconds: float  # per measurement
     warmup: int  # untimed calls before each measurement, on the same database
+    rounds: int  # measurements per system and scenario, interleaved; the median counts
+    probe_seconds: float  # each round first measures the disk's fsync rate this long
     latency_samples: int
     depths: tuple[int, ...]
     peer_max_depth: int  # the peers have no bulk put: loading a million takes minutes
 
 
-FULL = Budget(3_000, 3.0, 1_000, 1_000, (1_000, 100_000, 1_000_000), 100_000)
-QUICK = Budget(300, 0.5, 300, 200, (1_000, 10_000), 10_000)
+FULL = Budget(3_000, 3.0, 1_000, 3, 0.5, 1_000, (1_000, 100_000, 1_000_000), 100_000)
+QUICK = Budget(300, 0.5, 300, 1, 0.25, 200, (1_000, 10_000), 10_000)
 
 
 @dataclass(frozen=True)
@@ -245,19 +251,31 @@ def collect(systems: list[System], root: Path, budget: Budget, say: Callable[[st
             results["settings"][system.name] = system.settings(directory)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+    measured = [*systems, SQLITE_FLOOR] if TRAINMQ in systems else systems
+    results["fsync_probes"] = []
     for scenario in SCENARIOS:
-        figures = results["throughput"].setdefault(scenario.key, {})
-        for system in systems:
-            reason = system.not_applicable.get(scenario.key)
-            if reason:
-                results["not_applicable"].setdefault(scenario.key, {})[system.name] = reason
-                continue
-            say(f"  {scenario.label}: {system.name}")
-            figures[system.name] = throughput(system, scenario.key, root, budget)
-        if TRAINMQ in systems and scenario.key not in SQLITE_FLOOR.not_applicable:
-            say(f"  {scenario.label}: {FLOOR} (the limit)")
-            limit = throughput(SQLITE_FLOOR, scenario.key, root, budget)
-            results.setdefault("limits", {}).setdefault(FLOOR, {})[scenario.key] = limit
+        samples: dict[str, list[float]] = {}
+        for round_ in range(budget.rounds):
+            # The disk's speed drifts with whatever else the machine does: every round
+            # measures it and each system once, in turn, so that all see the same drift.
+            results["fsync_probes"].append(fsync_rate(root, budget.probe_seconds))
+            for system in measured:
+                reason = system.not_applicable.get(scenario.key)
+                if reason:
+                    if system is not SQLITE_FLOOR:
+                        results["not_applicable"].setdefault(scenario.key, {})[system.name] = (
+                            reason
+                        )
+                    continue
+                say(f"  {scenario.label}: {system.name}, round {round_ + 1}")
+                figure = throughput(system, scenario.key, root, budget)
+                samples.setdefault(system.name, []).append(figure)
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        if FLOOR in medians:
+            results.setdefault("limits", {}).setdefault(FLOOR, {})[scenario.key] = medians.pop(
+                FLOOR
+            )
+        results["throughput"][scenario.key] = medians
     results["latency_ms"] = {}
     for system in systems:
         measured = results["latency_ms"].setdefault(system.name, {})
@@ -273,8 +291,10 @@ def collect(systems: list[System], root: Path, budget: Budget, say: Callable[[st
 
 
 def fsync_per_s(results: dict) -> float:
-    """The disk's raw fsync rate for the ratios: the higher of the two probes of the run."""
-    return float(max(results["fsync_per_s"], results["fsync_per_s_after"]))
+    """The disk's raw fsync rate for the ratios: the median of every probe of the run."""
+    probes = [results["fsync_per_s"], results["fsync_per_s_after"]]
+    probes += results.get("fsync_probes", [])
+    return float(statistics.median(probes))
 
 
 def best_peer(results: dict, key: str) -> tuple[str, float] | None:
@@ -451,14 +471,16 @@ def notes(results: dict) -> list[str]:
 def report(results: dict, budget: Budget) -> str:
     met = results["targets"]
     names = results["systems"]
+    probes = results["fsync_probes"] or [results["fsync_per_s"]]
     parts = [
         "trainmq engine benchmark"
         f" ({'quick' if results['quick'] else 'full'}: up to {budget.calls:,} calls"
         f" or {budget.seconds:g} s per measurement after {budget.warmup:,} untimed,"
-        " fresh database each)",
+        f" fresh database each; median of {budget.rounds} interleaved round(s))",
         f"disk: {results['file_system']}, raw write+fsync in one thread:"
-        f" {results['fsync_per_s']:,.0f}/s before, {results['fsync_per_s_after']:,.0f}/s after"
-        f" (ratios use {fsync_per_s(results):,.0f}/s)",
+        f" {results['fsync_per_s']:,.0f}/s before, {results['fsync_per_s_after']:,.0f}/s after,"
+        f" {min(probes):,.0f}-{max(probes):,.0f}/s in the {len(probes)} probes between;"
+        f" the ratios use their median, {fsync_per_s(results):,.0f}/s",
         "",
         throughput_table(results, names),
         "",

@@ -109,7 +109,7 @@ class SQSService(MessagingActions):
         method = self._handlers.get(action)
         if method is None:
             raise InvalidAction(f"The action {action} is not valid for this endpoint.")
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):
             raise InvalidParameterValue("The request body must be a JSON object.")
         handler: Callable[[Params], Response] = getattr(self, method)
         # AWS leaves a list with no members out of a response (no "Failed": []).

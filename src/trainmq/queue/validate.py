@@ -110,7 +110,9 @@ def check_body(body: Any) -> str:
         raise MissingParameter("The request must contain the parameter MessageBody.")
     if not isinstance(body, str):
         raise InvalidParameterValue("MessageBody must be a string.")
-    if _INVALID_BODY_CHAR.search(body):
+    # Printable ASCII (most bodies: JSON on one line) holds no invalid character; only
+    # other bodies need the search.
+    if not (body.isascii() and body.isprintable()) and _INVALID_BODY_CHAR.search(body):
         raise InvalidMessageContents(
             "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | "
             "#x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from ...errors import (
     SQSError,
 )
 from .. import limits
+from ..ids import random_uuids
 from ..model import NewMessage, ReceivedMessage, ReceiveRequest, SendResult
 from ..rows import MESSAGE_COLUMNS, encode_attributes, received_message, send_result
 from . import delivery, queues
@@ -30,8 +30,6 @@ from .queues import QueueRow
 __all__ = ["change_visibility", "claim", "delete", "send", "sweep"]
 
 _SEQUENCE_BASE = 10**19
-# The first digit of a version-4 UUID's fourth group carries the RFC 4122 variant (10xx).
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 # -- send -----------------------------------------------------------------------------------
@@ -51,17 +49,6 @@ _INSERT = (
 )
 
 
-def message_ids(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs, as ``str(uuid.uuid4())`` spells them, from one
-    read of the system's random source for the whole group."""
-    digits = os.urandom(16 * count).hex()
-    ids = []
-    for start in range(0, 32 * count, 32):
-        h = digits[start : start + 32]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
-    return ids
-
-
 def send(
     conn: sqlite3.Connection, name: str, batch: Sequence[NewMessage], now_ms: int
 ) -> list[SendResult | SQSError]:
@@ -75,7 +62,7 @@ def send(
     rows: list[tuple[object, ...]] = []
     sequence = queue.next_sequence
     queue_id = queue.id
-    for message, message_id in zip(batch, message_ids(len(batch)), strict=True):
+    for message, message_id in zip(batch, random_uuids(len(batch)), strict=True):
         sequence_number: str | None = None
         dedup_id = message.deduplication_id
         if queue.fifo:
@@ -181,6 +168,19 @@ def claim(
     return claimed
 
 
+# The claim of 1 to 10 rows by primary key, one constant statement per count (each stays
+# prepared in the connection's statement cache).
+def _claim_sql(count: int) -> str:
+    return (
+        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
+        "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
+        f"WHERE id IN ({','.join('?' * count)}) RETURNING id, {MESSAGE_COLUMNS}"
+    )
+
+
+_CLAIM = {count: _claim_sql(count) for count in range(1, limits.MAX_RECEIVE_MESSAGES + 1)}
+
+
 def _claim_rows(
     conn: sqlite3.Connection,
     queue: QueueRow,
@@ -191,13 +191,8 @@ def _claim_rows(
 ) -> list[ReceivedMessage]:
     if not row_ids:
         return []
-    marks = ",".join("?" * len(row_ids))
-    rows = conn.execute(
-        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
-        "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
-        f"WHERE id IN ({marks}) RETURNING id, {MESSAGE_COLUMNS}",
-        (now_ms + visibility_ms, token, now_ms, now_ms, *row_ids),
-    ).fetchall()
+    sql = _CLAIM.get(len(row_ids)) or _claim_sql(len(row_ids))
+    rows = conn.execute(sql, (now_ms + visibility_ms, token, now_ms, now_ms, *row_ids)).fetchall()
     by_id = {row[0]: row[1:] for row in rows}
     return [
         received_message(by_id[row_id], make_handle(queue.id, row_id, token)) for row_id in row_ids
