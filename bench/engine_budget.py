@@ -2,30 +2,28 @@
 
 Run as ``python bench/engine_budget.py [--count N] [--dir DIR] [--json PATH]``.
 
-Each phase is timed on its own, in one thread, on a warm database (a queue
-that has already taken a few thousand messages), and subtracted from the
-layer above it:
+One thread sends ``N`` messages one at a time, then receives and deletes them
+one at a time, through the boto3-shaped in-process client (``trainmq.client``)
+with ``durability="full"``, on a warm queue.  Timers wrapped around the layers
+of the stack split every call into phases, so that the phases of one call add
+up to its total:
 
-- total: the boto3-shaped in-process client (``trainmq.client``) with
-  ``durability="full"``, as an application calls it;
-- commit/fsync: total minus the same call with ``durability="normal"`` (the
-  commit's fsync; a receive's claim has none);
-- SQS layer (parsing, validation, response shapes): the client call minus the
-  engine's own call (``SqliteBackend.send_messages`` and so on), MD5s excluded;
-- MD5s: the body digest (the messages here have no attributes);
-- SQL: the engine's statements alone (``messages.send``/``claim``/``delete``)
-  inside one open transaction that is rolled back at the end;
-- transaction: ``BEGIN IMMEDIATE`` and a ``COMMIT`` that writes the WAL but
-  does not fsync;
-- group committer: an empty operation through it, less an empty transaction;
-- thread hand-off: one wake-up of a waiting caller by the group's leader,
-  timed as a ping-pong between two threads (each concurrent send that rides in
-  another caller's commit costs one).
+- SQS layer: parsing, validation and response shapes (the client call, less
+  the engine call), MD5s excluded;
+- MD5s: the digests of body and attributes;
+- SQL: the engine's statements (``messages.send``/``claim``/``delete``);
+- BEGIN: the ``BEGIN IMMEDIATE`` that takes SQLite's write lock;
+- commit and fsync: the ``COMMIT`` (writing the WAL, then its fsync where the
+  promise needs one: sends and deletes, not receive claims);
+- group committer: the rest of the engine call (queueing, the leader's
+  bookkeeping, switching ``synchronous``).
 
-Each figure is the fastest of a few repeats (the one least disturbed by other
-work on the machine); they still move by 10-20 % from run to run, and
-``valgrind --tool=callgrind`` (instruction counts) is the repeatable check
-(see docs/performance.md).
+The timers cost about a microsecond a phase, which the SQL and commit figures
+include.  Thread hand-offs are measured apart: one wake-up of a blocked thread
+by another, as the group committer's leader wakes each caller whose operation
+rode in its commit, through a lock (this engine) and through an Event (what
+it used before).  Figures are medians per call; ``valgrind --tool=callgrind``
+counts instructions where a repeatable figure is needed (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -33,245 +31,221 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import trainmq
-from trainmq.queue.md5 import md5_of_body
-from trainmq.queue.model import ReceiveRequest
+from trainmq.queue import messaging
 from trainmq.queue.sqlite import messages
 
 BODY = json.dumps({"doc": "d-000000", "text": "lorem ipsum " * 7})
 QUEUE = "budget"
-REPEATS = 7
+PHASES = ("sqs_layer", "md5", "sql", "begin", "commit", "committer", "total")
+LABELS = {
+    "sqs_layer": "SQS layer: parsing, validation, response",
+    "md5": "MD5s",
+    "sql": "SQL statements",
+    "begin": "BEGIN IMMEDIATE",
+    "commit": "COMMIT: WAL write + fsync",
+    "committer": "group committer",
+    "total": "total",
+}
 
 
-def per_call(run: Callable[[int], None], count: int) -> float:
-    """Median µs per call of ``run(count)`` over a few repeats."""
-    samples = []
-    for _ in range(REPEATS):
+class Clock:
+    """Seconds spent in each phase (and in the engine's methods) since the last ``take``."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys((*PHASES, "engine"), 0.0)
+
+    def wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.spent[phase] += time.perf_counter() - start
+
+        return timed
+
+    def take(self) -> dict[str, float]:
+        taken, self.spent = self.spent, dict.fromkeys((*PHASES, "engine"), 0.0)
+        return taken
+
+
+class TimedConnection:
+    """The engine's writer connection, timing its BEGIN and COMMIT statements."""
+
+    def __init__(self, conn: Any, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        phase = {"BEGIN IMMEDIATE": "begin", "COMMIT": "commit"}.get(sql)
+        if phase is None:
+            return self._conn.execute(sql, *args)
         start = time.perf_counter()
-        run(count)
-        samples.append((time.perf_counter() - start) / count * 1e6)
-    return min(samples)
-
-
-class Setup:
-    """One client (and its service, engine and writer connection) on a warm queue."""
-
-    def __init__(self, directory: Path, durability: str, backlog: int) -> None:
-        self.client: Any = trainmq.client(str(directory / "queues.db"), durability=durability)
-        self.url = self.client.create_queue(QueueName=QUEUE)["QueueUrl"]
-        self.service = self.client.service
-        self.backend = self.service.backend
-        self.conn = self.backend._database.committer._conn
-        entries = [{"Id": str(i), "MessageBody": BODY} for i in range(10)]
-        for _ in range(backlog // 10):
-            self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
-        self.message = self.service._new_message({"MessageBody": BODY}, self.record())
-
-    def record(self) -> Any:
-        return self.service.cached_queue(QUEUE)
-
-    def send(self, count: int) -> None:
-        for _ in range(count):
-            self.client.send_message(QueueUrl=self.url, MessageBody=BODY)
-
-    def engine_send(self, count: int) -> None:
-        for _ in range(count):
-            self.backend.send_messages(QUEUE, [self.message])
-
-    def receive(self, count: int) -> list[str]:
-        handles = []
-        for _ in range(count):
-            found = self.client.receive_message(QueueUrl=self.url)["Messages"]
-            handles.append(found[0]["ReceiptHandle"])
-        return handles
-
-    def delete(self, handles: list[str]) -> None:
-        for handle in handles:
-            self.client.delete_message(QueueUrl=self.url, ReceiptHandle=handle)
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def timed(run: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
-def split(
-    count: int, receive: Callable[[], list[str]], delete: Callable[[list[str]], None]
-) -> tuple[float, float]:
-    """µs per receive and per delete of ``count`` messages, each timed on its own."""
-    receives, deletes = [], []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        handles = receive()
-        received = time.perf_counter()
-        delete(handles)
-        receives.append((received - start) / count * 1e6)
-        deletes.append((time.perf_counter() - received) / count * 1e6)
-    return min(receives), min(deletes)
-
-
-def in_transaction(setup: Setup, count: int) -> dict[str, float]:
-    """µs per statement group of send, claim and delete, in one rolled-back transaction."""
-    conn, now = setup.conn, int(time.time() * 1000)
-    request = ReceiveRequest(1, 0, None, None)
-    figures: dict[str, list[float]] = {"send": [], "receive": [], "delete": []}
-    clock = time.perf_counter
-    for _ in range(REPEATS):
-        spent = {"send": 0.0, "receive": 0.0, "delete": 0.0}
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for _ in range(count):
-                start = clock()
-                messages.send(conn, QUEUE, [setup.message], now)
-                sent = clock()
-                claimed = messages.claim(conn, QUEUE, request, now, setup.backend.arn)
-                received = clock()
-                messages.delete(conn, QUEUE, [claimed[0].receipt_handle], now)
-                spent["send"] += sent - start
-                spent["receive"] += received - sent
-                spent["delete"] += clock() - received
+            return self._conn.execute(sql, *args)
         finally:
-            conn.execute("ROLLBACK")
-        for key, seconds in spent.items():
-            figures[key].append(seconds / count * 1e6)
-    return {key: min(values) for key, values in figures.items()}
+            self._clock.spent[phase] += time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
 
 
-def committer_cost(setup: Setup, count: int) -> float:
-    """µs the group committer adds to a lone caller: an empty operation through it,
-    less an empty transaction on the bare connection."""
-    committer, conn = setup.backend._database.committer, setup.conn
-
-    def through(n: int) -> None:
-        for _ in range(n):
-            committer.submit(lambda c: None)
-
-    def bare(n: int) -> None:
-        for _ in range(n):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("COMMIT")
-
-    return per_call(through, count) - per_call(bare, count)
+_ENGINE_METHODS = ("send_messages", "receive_messages", "delete_messages")
 
 
-def hand_off(count: int) -> float:
-    """µs for one thread to wake another blocked on a lock (what a group's follower costs)."""
-    ping, pong = threading.Lock(), threading.Lock()
-    ping.acquire()
-    pong.acquire()
+@contextmanager
+def instrumented(backend: Any, clock: Clock) -> Iterator[None]:
+    """Timers around the engine's methods, the MD5s, the engine's SQL and its BEGIN and
+    COMMIT, for the duration of the block."""
+    committer = backend._database.committer
+    patched = [
+        (module, name, getattr(module, name), "md5" if name.startswith("md5") else "sql")
+        for module, names in (
+            (messaging, ("md5_of_body", "md5_of_bytes", "md5_of_attributes")),
+            (messages, ("send", "claim", "delete")),
+        )
+        for name in names
+        if hasattr(module, name)
+    ]
+    connection = committer._conn
+    try:
+        for module, name, fn, phase in patched:
+            setattr(module, name, clock.wrap(phase, fn))
+        for name in _ENGINE_METHODS:
+            setattr(backend, name, clock.wrap("engine", getattr(backend, name)))
+        committer._conn = TimedConnection(connection, clock)
+        yield
+    finally:
+        committer._conn = connection
+        for name in _ENGINE_METHODS:
+            delattr(backend, name)
+        for module, name, fn, _ in patched:
+            setattr(module, name, fn)
+
+
+def phases_of(call: Callable[[], Any], clock: Clock) -> tuple[dict[str, float], Any]:
+    """The seconds of each phase of one call, and what it returned."""
+    clock.take()
+    start = time.perf_counter()
+    result = call()
+    total = time.perf_counter() - start
+    phases = clock.take()
+    inside = phases["sql"] + phases["begin"] + phases["commit"]
+    phases["committer"] = phases["engine"] - inside
+    phases["sqs_layer"] = total - phases["engine"] - phases["md5"]
+    phases["total"] = total
+    return phases, result
+
+
+def medians(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {phase: statistics.median(s[phase] for s in samples) * 1e6 for phase in PHASES}
+
+
+def budget(directory: Path, count: int) -> dict[str, Any]:
+    client: Any = trainmq.client(str(directory / "queues.db"), durability="full")
+    try:
+        url = client.create_queue(QueueName=QUEUE)["QueueUrl"]
+        entries = [{"Id": str(i), "MessageBody": BODY} for i in range(10)]
+        for _ in range(300):  # a warm queue: the WAL at its working size, pages cached
+            client.send_message_batch(QueueUrl=url, Entries=entries)
+        clock = Clock()
+        samples: dict[str, list[dict[str, float]]] = {"send": [], "receive": [], "delete": []}
+        with instrumented(client.service.backend, clock):
+            for _ in range(count):
+                phases, _ = phases_of(
+                    lambda: client.send_message(QueueUrl=url, MessageBody=BODY), clock
+                )
+                samples["send"].append(phases)
+            for _ in range(count):  # received and deleted in turn, as a consumer does
+                phases, handle = phases_of(
+                    lambda: client.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"],
+                    clock,
+                )
+                samples["receive"].append(phases)
+                phases, _ = phases_of(
+                    lambda h=handle: client.delete_message(QueueUrl=url, ReceiptHandle=h), clock
+                )
+                samples["delete"].append(phases)
+        figures: dict[str, Any] = {op: medians(values) for op, values in samples.items()}
+    finally:
+        client.close()
+    figures["hand_off_lock"] = hand_off(count * 10, lock=True)
+    figures["hand_off_event"] = hand_off(count * 10, lock=False)
+    return figures
+
+
+def hand_off(count: int, *, lock: bool) -> float:
+    """µs for one thread to wake another that is blocked (a lock, or an Event)."""
+    if lock:
+        ping, pong = threading.Lock(), threading.Lock()
+        ping.acquire()
+        pong.acquire()
+        wake_ping, wait_ping = ping.release, ping.acquire
+        wake_pong, wait_pong = pong.release, pong.acquire
+    else:
+        events = [threading.Event(), threading.Event()]
+
+        def waiter(index: int) -> Callable[[], None]:
+            def wait() -> None:
+                events[index].wait()
+                events[index] = threading.Event()
+
+            return wait
+
+        wake_ping, wait_ping = (lambda: events[0].set()), waiter(0)
+        wake_pong, wait_pong = (lambda: events[1].set()), waiter(1)
 
     def partner() -> None:
         for _ in range(count):
-            ping.acquire()
-            pong.release()
+            wait_ping()
+            wake_pong()
 
     thread = threading.Thread(target=partner)
     thread.start()
     start = time.perf_counter()
     for _ in range(count):
-        ping.release()
-        pong.acquire()
+        wake_ping()
+        wait_pong()
     elapsed = time.perf_counter() - start
     thread.join()
     return elapsed / (2 * count) * 1e6
 
 
-def budget(root: Path, count: int) -> dict[str, Any]:
-    full = Setup(Path(tempfile.mkdtemp(dir=root)), "full", 4 * count * REPEATS)
-    normal = Setup(Path(tempfile.mkdtemp(dir=root)), "normal", 4 * count * REPEATS)
-    request = ReceiveRequest(1, 0, None, None)
-    engine = normal.backend
-
-    def engine_receive() -> list[str]:
-        return [engine.receive_messages(QUEUE, request)[0].receipt_handle for _ in range(count)]
-
-    def engine_delete(handles: list[str]) -> None:
-        for handle in handles:
-            engine.delete_messages(QUEUE, [handle])
-
-    try:
-        totals = {
-            "send": {
-                "full": per_call(full.send, count),
-                "normal": per_call(normal.send, count),
-                "engine": per_call(normal.engine_send, count),
-            }
-        }
-        for setup, label in ((full, "full"), (normal, "normal")):
-            received, deleted = split(count, lambda s=setup: s.receive(count), setup.delete)
-            totals.setdefault("receive", {})[label] = received
-            totals.setdefault("delete", {})[label] = deleted
-        totals["receive"]["engine"], totals["delete"]["engine"] = split(
-            count, engine_receive, engine_delete
-        )
-        sql = in_transaction(normal, count)
-        committer = committer_cost(normal, count)
-        md5 = per_call(lambda n: [md5_of_body(BODY) for _ in range(n)], count)
-    finally:
-        full.close()
-        normal.close()
-    figures: dict[str, Any] = {}
-    for op, measured in totals.items():
-        digests = md5 if op == "send" else 0.0
-        figures[op] = {
-            "sqs_layer": measured["normal"] - measured["engine"] - digests,
-            "md5": digests,
-            "sql": sql[op],
-            "transaction": measured["engine"] - sql[op] - committer,
-            "committer": committer,
-            "fsync": measured["full"] - measured["normal"],
-            "total": measured["full"],
-        }
-    figures["hand_off"] = hand_off(count * 10)
-    return figures
-
-
-ROWS = (
-    ("sqs_layer", "SQS layer: parsing, validation, response"),
-    ("md5", "MD5s"),
-    ("sql", "SQL statements"),
-    ("transaction", "BEGIN + COMMIT (WAL write, no fsync)"),
-    ("committer", "group committer bookkeeping"),
-    ("fsync", "commit fsync"),
-    ("total", "total (client, durability=full)"),
-)
-
-
 def report(figures: dict[str, Any]) -> str:
-    lines = [f"{'µs per operation':42s} {'send':>8s} {'receive':>8s} {'delete':>8s}"]
-    for key, label in ROWS:
-        cells = [f"{figures[op][key]:8.1f}" for op in ("send", "receive", "delete")]
-        lines.append(f"{label:42s} " + " ".join(cells))
-    lines.append(f"thread hand-off (one wake-up of a waiting caller): {figures['hand_off']:.1f} µs")
+    lines = [f"{'µs per call (median)':42s} {'send':>8s} {'receive':>8s} {'delete':>8s}"]
+    for phase in PHASES:
+        cells = [f"{figures[op][phase]:8.1f}" for op in ("send", "receive", "delete")]
+        lines.append(f"{LABELS[phase]:42s} " + " ".join(cells))
+    lines.append(
+        f"thread hand-off, one wake-up: {figures['hand_off_lock']:.1f} µs through a lock,"
+        f" {figures['hand_off_event']:.1f} µs through an Event"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000, help="operations per sample")
+    parser.add_argument("--count", type=int, default=2000, help="calls of each operation")
     parser.add_argument("--dir", type=Path, default=Path(".trainmq") / "bench")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(dir=args.dir))
+    directory = Path(tempfile.mkdtemp(dir=args.dir))
     try:
-        figures = budget(root, args.count)
+        figures = budget(directory, args.count)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
     print(report(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
