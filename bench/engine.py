@@ -11,10 +11,11 @@ Each measurement first runs its operation untimed (a warm-up: the first few
 hundred commits of a new database grow its WAL file, which costs every queue
 extra once per file, not on a long-lived queue), then stops after a fixed
 number of calls or a fixed time, whichever comes first. The figures are
-messages per second. A scenario runs in rounds (three; one with ``--quick``):
-each round probes the disk's fsync rate and then measures every system once,
-in turn, so that all of them see the same drift of a shared disk; the median
-round counts.
+messages per second. The systems of a scenario hold their queues open at
+once and run in turns of 50 calls, with a turn of raw write+fsyncs among them:
+on a shared machine the disk's speed drifts by an order of magnitude within
+seconds, and short turns let every system, and the fsync probe, see the same
+drift, so that the ratios within a scenario hold.
 
 Beside them the run prints the limits it measured: the disk's raw write+fsync
 rate (one thread committing one message at a time cannot beat it without
@@ -33,6 +34,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -59,15 +61,14 @@ class Budget:
     calls: int  # per measurement
     seconds: float  # per measurement
     warmup: int  # untimed calls before each measurement, on the same database
-    rounds: int  # measurements per system and scenario, interleaved; the median counts
-    probe_seconds: float  # each round first measures the disk's fsync rate this long
+    slice_calls: int  # the calls of one system in a row before the next system's turn
     latency_samples: int
     depths: tuple[int, ...]
     peer_max_depth: int  # the peers have no bulk put: loading a million takes minutes
 
 
-FULL = Budget(3_000, 3.0, 1_000, 3, 0.5, 1_000, (1_000, 100_000, 1_000_000), 100_000)
-QUICK = Budget(300, 0.5, 300, 1, 0.25, 200, (1_000, 10_000), 10_000)
+FULL = Budget(3_000, 3.0, 1_000, 50, 1_000, (1_000, 100_000, 1_000_000), 100_000)
+QUICK = Budget(300, 0.5, 300, 50, 200, (1_000, 10_000), 10_000)
 
 
 @dataclass(frozen=True)
@@ -105,49 +106,32 @@ TARGETS = (
     Target("d_receive_delete_batch_10", "fsync", 5.0),
 )
 LATENCY_TARGET_RATIO = 2.0
+SINGLE = "trainmq, 1 thread"  # measured among (b)'s turns, for (b)'s target
 FLOOR = SQLITE_FLOOR.name
-
-
-# --- the disk ----------------------------------------------------------------
 
 
 # --- timing ------------------------------------------------------------------
 
 
-def warm_up(call: Callable[[], int], budget: Budget) -> None:
-    for _ in range(budget.warmup):
-        if call() == 0:
-            raise RuntimeError("the warm-up ran out of messages")
-
-
-def run_calls(call: Callable[[], int], budget: Budget) -> float:
-    """Messages per second of ``call`` (which returns messages handled) in one thread."""
-    warm_up(call, budget)
-    messages, start = 0, time.perf_counter()
-    deadline = start + budget.seconds
-    for _ in range(budget.calls):
-        handled = call()
-        if handled == 0:
-            break
-        messages += handled
-        if time.perf_counter() >= deadline:
-            break
-    return messages / (time.perf_counter() - start)
-
-
-def run_threads(call: Callable[[], int], threads: int, budget: Budget) -> float:
-    """Messages per second of ``call`` run by ``threads`` threads sharing one budget."""
-    warm_up(call, budget)
+def run_slice(call: Callable[[], int], calls: int, threads: int) -> tuple[int, float]:
+    """Messages handled and seconds taken by ``calls`` calls, spread over ``threads``."""
+    if threads == 1:
+        messages, start = 0, time.perf_counter()
+        for _ in range(calls):
+            handled = call()
+            if handled == 0:
+                raise RuntimeError("the queue ran out of messages")
+            messages += handled
+        return messages, time.perf_counter() - start
     tickets = itertools.count()
     handled = [0] * threads
     errors: list[BaseException] = []
     ready = threading.Barrier(threads + 1)
-    deadline = [0.0]
 
     def work(index: int) -> None:
         ready.wait()
         try:
-            while next(tickets) < budget.calls and time.perf_counter() < deadline[0]:
+            while next(tickets) < calls:
                 handled[index] += call()
         except BaseException as exc:
             errors.append(exc)
@@ -156,14 +140,13 @@ def run_threads(call: Callable[[], int], threads: int, budget: Budget) -> float:
     for worker in workers:
         worker.start()
     start = time.perf_counter()
-    deadline[0] = start + budget.seconds
     ready.wait()
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - start
     if errors:
         raise errors[0]
-    return sum(handled) / elapsed
+    return sum(handled), elapsed
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -178,29 +161,95 @@ def fresh_dir(root: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=root))
 
 
-def throughput(system: System, key: str, root: Path, budget: Budget) -> float:
-    """One measurement of one scenario, in a fresh database."""
-    directory = fresh_dir(root)
-    try:
+class Session:
+    """One system's open queue for one scenario, on its own fresh database, warmed up."""
+
+    def __init__(
+        self, system: System, key: str, root: Path, budget: Budget, name: str | None = None
+    ) -> None:
+        self.name = name or system.name
+        self.directory = fresh_dir(root)
+        self.threads = THREADS if key == "b_send_8_threads" else 1
         if key.startswith("d_"):
             per_call = BATCH if key.endswith("batch_10") else 1
-            system.load(directory, (budget.warmup + budget.calls) * per_call, BODY)
-        queue = (system.open_shared if key == "b_send_8_threads" else system.open)(directory)
+            system.load(self.directory, (budget.warmup + budget.calls) * per_call, BODY)
+        opener = system.open_shared if self.threads > 1 else system.open
+        self.queue = opener(self.directory)
+        bodies = [BODY] * BATCH
+        self.call: Callable[[], int] = {
+            "a_send_1_thread": lambda: self.queue.send(BODY),
+            "b_send_8_threads": lambda: self.queue.send(BODY),
+            "c_send_batch_10": lambda: self.queue.send_batch(bodies),
+            "d_receive_delete_1": self.queue.receive_delete,
+            "d_receive_delete_batch_10": self.queue.receive_delete_batch,
+        }[key]
+        run_slice(self.call, budget.warmup, 1)
+        self.messages, self.seconds = 0, 0.0
+
+    def run(self, calls: int) -> None:
+        messages, seconds = run_slice(self.call, calls, self.threads)
+        self.messages += messages
+        self.seconds += seconds
+
+    def close(self) -> None:
         try:
-            if key == "a_send_1_thread":
-                return run_calls(lambda: queue.send(BODY), budget)
-            if key == "b_send_8_threads":
-                return run_threads(lambda: queue.send(BODY), THREADS, budget)
-            if key == "c_send_batch_10":
-                bodies = [BODY] * BATCH
-                return run_calls(lambda: queue.send_batch(bodies), budget)
-            if key == "d_receive_delete_1":
-                return run_calls(queue.receive_delete, budget)
-            return run_calls(queue.receive_delete_batch, budget)
+            self.queue.close()
         finally:
-            queue.close()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class FsyncProbe:
+    """The raw write+fsync rate, measured in the same slices as the systems."""
+
+    name = "raw fsync"
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "fsync.probe"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.messages, self.seconds = 0, 0.0
+
+    def run(self, calls: int) -> None:
+        start = time.perf_counter()
+        for count in range(calls):
+            os.pwrite(self.fd, count.to_bytes(8, "little") * 64, 0)
+            os.fsync(self.fd)
+        self.seconds += time.perf_counter() - start
+        self.messages += calls
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.path.unlink()
+
+
+def interleaved(
+    systems: list[System], key: str, root: Path, budget: Budget
+) -> tuple[dict[str, float], float]:
+    """Messages per second of each system in one scenario, and the raw fsync rate.
+
+    Every system holds its queue open at once; the calls run in short slices, one
+    system after another (the order turning each round), with a slice of raw fsyncs
+    among them, so that all of them share whatever else the machine and its disk do.
+    """
+    sessions: list[Any] = [FsyncProbe(root)]
+    try:
+        for system in systems:
+            sessions.append(Session(system, key, root, budget))
+        if key == "b_send_8_threads" and TRAINMQ in systems:
+            # its target is a ratio to trainmq's single thread: measured in the same turns
+            sessions.append(Session(TRAINMQ, "a_send_1_thread", root, budget, SINGLE))
+        slices = max(1, budget.calls // budget.slice_calls)
+        deadline = time.perf_counter() + budget.seconds * len(sessions)
+        for round_ in range(slices):
+            turn = round_ % len(sessions)
+            for session in sessions[turn:] + sessions[:turn]:
+                session.run(budget.slice_calls)
+            if time.perf_counter() >= deadline:
+                break
+        rates = {session.name: session.messages / session.seconds for session in sessions}
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        for session in sessions:
+            session.close()
+    return rates, rates.pop(FsyncProbe.name)
 
 
 def latency(system: System, root: Path, depth: int, budget: Budget) -> dict[str, float]:
@@ -254,28 +303,22 @@ def collect(systems: list[System], root: Path, budget: Budget, say: Callable[[st
     measured = [*systems, SQLITE_FLOOR] if TRAINMQ in systems else systems
     results["fsync_probes"] = []
     for scenario in SCENARIOS:
-        samples: dict[str, list[float]] = {}
-        for round_ in range(budget.rounds):
-            # The disk's speed drifts with whatever else the machine does: every round
-            # measures it and each system once, in turn, so that all see the same drift.
-            results["fsync_probes"].append(fsync_rate(root, budget.probe_seconds))
-            for system in measured:
-                reason = system.not_applicable.get(scenario.key)
-                if reason:
-                    if system is not SQLITE_FLOOR:
-                        results["not_applicable"].setdefault(scenario.key, {})[system.name] = (
-                            reason
-                        )
-                    continue
-                say(f"  {scenario.label}: {system.name}, round {round_ + 1}")
-                figure = throughput(system, scenario.key, root, budget)
-                samples.setdefault(system.name, []).append(figure)
-        medians = {name: statistics.median(values) for name, values in samples.items()}
-        if FLOOR in medians:
-            results.setdefault("limits", {}).setdefault(FLOOR, {})[scenario.key] = medians.pop(
-                FLOOR
-            )
-        results["throughput"][scenario.key] = medians
+        running = []
+        for system in measured:
+            reason = system.not_applicable.get(scenario.key)
+            if reason is None:
+                running.append(system)
+            elif system is not SQLITE_FLOOR:
+                results["not_applicable"].setdefault(scenario.key, {})[system.name] = reason
+        say(f"  {scenario.label}: {', '.join(system.name for system in running)}")
+        rates, fsync = interleaved(running, scenario.key, root, budget)
+        results["fsync_probes"].append(fsync)
+        results.setdefault("fsync_per_s_by_scenario", {})[scenario.key] = fsync
+        if FLOOR in rates:
+            results.setdefault("limits", {}).setdefault(FLOOR, {})[scenario.key] = rates.pop(FLOOR)
+        if SINGLE in rates:
+            results.setdefault("same_turns", {})[scenario.key] = {SINGLE: rates.pop(SINGLE)}
+        results["throughput"][scenario.key] = rates
     results["latency_ms"] = {}
     for system in systems:
         measured = results["latency_ms"].setdefault(system.name, {})
@@ -297,6 +340,11 @@ def fsync_per_s(results: dict) -> float:
     return float(statistics.median(probes))
 
 
+def scenario_fsync(results: dict, key: str) -> float:
+    """The raw fsync rate measured interleaved with ``key``'s systems (else the run's)."""
+    return float(results.get("fsync_per_s_by_scenario", {}).get(key) or fsync_per_s(results))
+
+
 def best_peer(results: dict, key: str) -> tuple[str, float] | None:
     figures = results["throughput"][key]
     peers = [(figures[name], name) for name in figures if name != "trainmq"]
@@ -315,9 +363,10 @@ def check(results: dict, target: Target) -> dict[str, Any] | None:
             return None
         against, base = f"the better peer ({peer[0]})", peer[1]
     elif target.against == "fsync":
-        against, base = "the raw fsync rate", fsync_per_s(results)
+        against, base = "the raw fsync rate", scenario_fsync(results, target.key)
     else:
-        against, base = "trainmq's own (a)", results["throughput"][target.against].get("trainmq")
+        against = "trainmq's own (a), in the same turns"
+        base = results.get("same_turns", {}).get(target.key, {}).get(SINGLE)
     if mine is None or not base:
         return None
     ratio = mine / base
@@ -370,15 +419,16 @@ def ratio(value: float) -> str:
 def throughput_table(results: dict, names: list[str]) -> str:
     peers = [name for name in names if name != "trainmq"]
     has_trainmq = "trainmq" in names
-    header = ["msg/s"] + (["trainmq", "x fsync", "SQLite alone", "ratio"] if has_trainmq else [])
+    header = ["msg/s", "fsync/s"]
+    header += ["trainmq", "x fsync", "SQLite alone", "ratio"] if has_trainmq else []
     for peer in peers:
         header += [peer] + (["ratio"] if has_trainmq else [])
-    rate = fsync_per_s(results)
     limits = results.get("limits", {}).get(FLOOR, {})
     rows = [header]
     for scenario in SCENARIOS:
         figures = results["throughput"][scenario.key]
-        row = [scenario.label]
+        rate = scenario_fsync(results, scenario.key)
+        row = [scenario.label, f"{rate:,.0f}"]
         mine = figures.get("trainmq")
         if has_trainmq:
             limit = limits.get(scenario.key)
@@ -475,12 +525,12 @@ def report(results: dict, budget: Budget) -> str:
     parts = [
         "trainmq engine benchmark"
         f" ({'quick' if results['quick'] else 'full'}: up to {budget.calls:,} calls"
-        f" or {budget.seconds:g} s per measurement after {budget.warmup:,} untimed,"
-        f" fresh database each; median of {budget.rounds} interleaved round(s))",
+        f" or {budget.seconds:g} s per system after {budget.warmup:,} untimed, fresh database"
+        f" each; systems interleaved in slices of {budget.slice_calls} calls)",
         f"disk: {results['file_system']}, raw write+fsync in one thread:"
         f" {results['fsync_per_s']:,.0f}/s before, {results['fsync_per_s_after']:,.0f}/s after,"
-        f" {min(probes):,.0f}-{max(probes):,.0f}/s in the {len(probes)} probes between;"
-        f" the ratios use their median, {fsync_per_s(results):,.0f}/s",
+        f" {min(probes):,.0f}-{max(probes):,.0f}/s interleaved with the scenarios (their"
+        f" median: {fsync_per_s(results):,.0f}/s); each ratio to fsync uses its own scenario's",
         "",
         throughput_table(results, names),
         "",
@@ -493,6 +543,12 @@ def report(results: dict, budget: Budget) -> str:
             targets_table(met),
             "",
         ]
+        single = results.get("same_turns", {}).get("b_send_8_threads", {}).get(SINGLE)
+        if single:
+            parts[-1:-1] = [
+                f"(b)'s target compares it with trainmq sending from 1 thread in the same"
+                f" turns: {single:,.0f}/s"
+            ]
     if results["latency_ms"]:
         parts += [
             "(e) receive latency with messages queued. Loaded without fsync (trainmq:"

@@ -207,10 +207,14 @@ class SqliteFloor:
         now = time.time_ns() // 1_000_000
         token = os.urandom(16)
         self._transaction("NORMAL")
+        # trainmq's standard-queue candidates (queue/sqlite/delivery.py): the oldest
+        # visible rows in a window of row ids from the table's oldest, claimed by key
         rows = self.conn.execute(
             "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
             " receipt_token = ?, received_at = ? WHERE id IN (SELECT id FROM messages"
-            " WHERE queue_id = ? AND visible_at <= ? ORDER BY id LIMIT ?) RETURNING id, body",
+            " NOT INDEXED WHERE id >= (SELECT min(id) FROM messages)"
+            " AND id < (SELECT min(id) FROM messages) + 2000 AND queue_id = ?"
+            " AND visible_at <= ? ORDER BY id LIMIT ?) RETURNING id, body",
             (now + 30_000, token, now, self.queue_id, now, count),
         ).fetchall()
         self.conn.execute("COMMIT")
