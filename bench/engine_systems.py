@@ -13,7 +13,9 @@ is then closed and reopened with full durability before anything is timed.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -147,6 +149,116 @@ def _trainmq_settings(directory: Path) -> dict[str, Any]:
 
 
 TRAINMQ = System("trainmq", TrainmqQueue, TrainmqQueue, _trainmq_load, _trainmq_settings)
+
+
+# --- SQLite alone: the limit of trainmq's design on this disk --------------
+
+
+class SqliteFloor:
+    """trainmq's own statements on trainmq's own schema, with nothing around them.
+
+    The same rows, indexes, transactions and fsyncs as trainmq's engine (a send
+    or a delete is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` with ``synchronous=FULL``;
+    a receive's claim commits with ``synchronous=NORMAL``, as trainmq's does), but
+    no SQS validation, MD5s, receipt handles, group committer or response shapes:
+    what trainmq could reach on this disk if its Python cost nothing.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / "queues.db"
+        if not path.exists():
+            TrainmqQueue(directory).close()  # the schema and the queue row, as trainmq makes them
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.synchronous = ""
+        self.queue_id = self.conn.execute(
+            "SELECT id FROM queues WHERE name = ?", (QUEUE_NAME,)
+        ).fetchone()[0]
+        self.sequence = 0
+
+    def _transaction(self, synchronous: str) -> None:
+        if synchronous != self.synchronous:
+            self.conn.execute(f"PRAGMA synchronous={synchronous}")
+            self.synchronous = synchronous
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _rows(self, bodies: list[str]) -> list[tuple[Any, ...]]:
+        now = time.time_ns() // 1_000_000
+        self.sequence += len(bodies)
+        return [
+            (self.queue_id, f"m-{self.sequence}-{i}", body, "0" * 32, now, now)
+            for i, body in enumerate(bodies)
+        ]
+
+    def send(self, body: str) -> int:
+        return self.send_batch([body])
+
+    def send_batch(self, bodies: list[str]) -> int:
+        self._transaction("FULL")
+        self.conn.executemany(
+            "INSERT INTO messages (queue_id, message_id, body, md5_of_body, sent_at, visible_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            self._rows(bodies),
+        )
+        self.conn.execute("COMMIT")
+        return len(bodies)
+
+    def _claim(self, count: int) -> list[tuple[int, bytes]]:
+        now = time.time_ns() // 1_000_000
+        token = os.urandom(16)
+        self._transaction("NORMAL")
+        # trainmq's standard-queue candidates (queue/sqlite/delivery.py): the oldest
+        # visible rows in a window of row ids from the table's oldest, claimed by key
+        rows = self.conn.execute(
+            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
+            " receipt_token = ?, received_at = ? WHERE id IN (SELECT id FROM messages"
+            " NOT INDEXED WHERE id >= (SELECT min(id) FROM messages)"
+            " AND id < (SELECT min(id) FROM messages) + 2000 AND queue_id = ?"
+            " AND visible_at <= ? ORDER BY id LIMIT ?) RETURNING id, body",
+            (now + 30_000, token, now, self.queue_id, now, count),
+        ).fetchall()
+        self.conn.execute("COMMIT")
+        return [(row[0], token) for row in rows]
+
+    def receive_one(self) -> tuple[int, bytes] | None:
+        claimed = self._claim(1)
+        return claimed[0] if claimed else None
+
+    def delete(self, token: tuple[int, bytes]) -> None:
+        self._delete([token])
+
+    def _delete(self, tokens: list[tuple[int, bytes]]) -> None:
+        self._transaction("FULL")
+        self.conn.executemany(
+            "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ?",
+            [(row_id, self.queue_id, token) for row_id, token in tokens],
+        )
+        self.conn.execute("COMMIT")
+
+    def receive_delete(self) -> int:
+        return self.receive_delete_count(1)
+
+    def receive_delete_batch(self) -> int:
+        return self.receive_delete_count(BATCH)
+
+    def receive_delete_count(self, count: int) -> int:
+        claimed = self._claim(count)
+        if claimed:
+            self._delete(claimed)
+        return len(claimed)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+SQLITE_FLOOR = System(
+    "sqlite-alone",
+    SqliteFloor,
+    SqliteFloor,
+    _trainmq_load,
+    lambda directory: {"durability": "as trainmq's: FULL for sends and deletes"},
+    {"b_send_8_threads": "one connection, one fsync per send: no group commit to measure"},
+)
 
 
 # --- persist-queue ---------------------------------------------------------

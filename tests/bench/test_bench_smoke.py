@@ -105,3 +105,26 @@ def test_report_prints_every_system(run: tuple[dict[str, Any], str]) -> None:
     for name in ("trainmq", *PEERS):
         assert name in report
     assert "fsync" in report
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_target_is_a_ratio_within_the_run(figures: dict[str, Any], scenario: str) -> None:
+    checks = figures["targets"][scenario]["checks"]
+    assert checks
+    for check in checks:
+        assert is_positive_number(check["ratio"]) and is_positive_number(check["target"])
+        assert check["met"] == (check["ratio"] >= check["target"])
+    assert figures["targets"][scenario]["met"] == all(check["met"] for check in checks)
+    assert is_positive_number(figures["fsync_per_s_by_scenario"][scenario])
+
+
+def test_sqlite_alone_is_measured_as_the_limit(figures: dict[str, Any]) -> None:
+    limits = figures["limits"]["sqlite-alone"]
+    assert set(limits) == set(SCENARIOS) - {"b_send_8_threads"}
+    assert all(is_positive_number(value) for value in limits.values())
+
+
+def test_report_prints_a_verdict_per_target(run: tuple[dict[str, Any], str]) -> None:
+    report = run[1]
+    assert report.count(" met") + report.count(" missed") >= 7  # six ratios and (e)
+    assert "SQLite alone" in report

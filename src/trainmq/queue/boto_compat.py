@@ -21,11 +21,11 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from ..errors import SQS_ERRORS, ConfigurationError, SQSError
+from .ids import random_uuid
 
 __all__ = [
     "PAGINATED",
@@ -43,7 +43,7 @@ PAGINATED = {"list_queues": "QueueUrls", "list_dead_letter_source_queues": "queu
 
 def response_metadata(status: int = 200) -> dict[str, Any]:
     """The ``ResponseMetadata`` botocore puts in every response."""
-    request_id = str(uuid.uuid4())
+    request_id = random_uuid()
     return {
         "RequestId": request_id,
         "HTTPStatusCode": status,

@@ -173,6 +173,7 @@ class LocalClient:
             return {**response, "ResponseMetadata": response_metadata()}
 
         call.__name__ = name
+        self.__dict__[name] = call  # later calls find it without __getattr__
         return call
 
     def can_paginate(self, operation_name: str) -> bool:

@@ -39,17 +39,20 @@ class HandleCodec:
 
     def parse(self, handle: str) -> tuple[int, int, bytes]:
         """(queue id, message row id, token); ReceiptHandleIsInvalid when malformed."""
-        invalid = ReceiptHandleIsInvalid(
-            f'The input receipt handle "{handle}" is not a valid receipt handle.'
-        )
         if not isinstance(handle, str) or not handle.startswith(self.prefix):
-            raise invalid
+            raise _invalid(handle)
         body = handle[len(self.prefix) :]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
-            raise invalid from None
+            raise _invalid(handle) from None
         if len(raw) != _LAYOUT.size:
-            raise invalid
+            raise _invalid(handle)
         queue_id, row_id, token = _LAYOUT.unpack(raw)
         return queue_id, row_id, token
+
+
+def _invalid(handle: object) -> ReceiptHandleIsInvalid:
+    return ReceiptHandleIsInvalid(
+        f'The input receipt handle "{handle}" is not a valid receipt handle.'
+    )

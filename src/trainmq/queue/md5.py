@@ -15,11 +15,16 @@ from collections.abc import Mapping
 
 from .model import MessageAttributeValue
 
-__all__ = ["md5_of_attributes", "md5_of_body"]
+__all__ = ["md5_of_attributes", "md5_of_body", "md5_of_bytes"]
 
 
 def md5_of_body(body: str) -> str:
-    return hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return md5_of_bytes(body.encode("utf-8"))
+
+
+def md5_of_bytes(data: bytes) -> str:
+    """The body digest of a body already encoded as UTF-8."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _field(data: bytes) -> bytes:

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BatchRequestTooLong, InvalidParameterValue, MissingParameter, SQSError
 from . import limits
-from .md5 import md5_of_attributes, md5_of_body
+from .md5 import md5_of_attributes, md5_of_bytes
 from .model import MessageAttributeValue, NewMessage, ReceivedMessage, ReceiveRequest, SendResult
 from .validate import (
+    attributes_size,
     check_batch_ids,
     check_body,
     check_fifo_id,
     check_int,
     check_names,
     message_attributes,
-    message_size,
     require,
     system_attributes,
 )
@@ -74,11 +74,20 @@ class MessagingActions:
 
     # -- send --------------------------------------------------------------------------------
     def _new_message(self, entry: Params, queue: QueueRecord) -> NewMessage:
+        return self._sized_message(entry, queue)[0]
+
+    def _sized_message(self, entry: Params, queue: QueueRecord) -> tuple[NewMessage, int]:
+        """The validated message and its size against MaximumMessageSize; the body is
+        encoded once, for both the size and the MD5."""
         body = check_body(entry.get("MessageBody"))
-        user = message_attributes(entry.get("MessageAttributes"))
-        system = system_attributes(entry.get("MessageSystemAttributes"))
+        raw = entry.get("MessageAttributes")
+        user = {} if raw is None else message_attributes(raw)
+        raw = entry.get("MessageSystemAttributes")
+        system = {} if raw is None else system_attributes(raw)
         max_size = int(queue.attributes["MaximumMessageSize"])
-        if message_size(body, user) > max_size:
+        data = body.encode("utf-8")
+        size = len(data) + attributes_size(user) if user else len(data)
+        if size > max_size:
             raise InvalidParameterValue(
                 f"One or more parameters are invalid. Reason: Message must be shorter than "
                 f"{max_size} bytes."
@@ -124,17 +133,18 @@ class MessagingActions:
                     "DelaySeconds must be >= 0 and <= 900.",
                 )
             )
-        return NewMessage(
+        message = NewMessage(
             body=body,
-            md5_of_body=md5_of_body(body),
+            md5_of_body=md5_of_bytes(data),
             delay_seconds=delay_seconds,
             message_attributes=user,
-            md5_of_message_attributes=md5_of_attributes(user),
+            md5_of_message_attributes=md5_of_attributes(user) if user else None,
             system_attributes=system,
-            md5_of_system_attributes=md5_of_attributes(system),
+            md5_of_system_attributes=md5_of_attributes(system) if system else None,
             group_id=group_id,
             deduplication_id=dedup_id,
         )
+        return message, size
 
     def send_message(self, params: Params) -> Response:
         name = self.name_from_url(params)
@@ -156,13 +166,13 @@ class MessagingActions:
         total = 0
         for entry in entries:
             try:
-                message = self._new_message(entry, queue)
+                message, size = self._sized_message(entry, queue)
             except SQSError as exc:
                 failed.append(_failure(entry["Id"], exc))
                 total += len(str(entry.get("MessageBody") or "").encode("utf-8"))
                 continue
             ready.append((entry["Id"], message))
-            total += message_size(message.body, message.message_attributes)
+            total += size
         if total > limits.MAX_BATCH_BYTES:  # the whole request is refused, entries or not
             raise BatchRequestTooLong(
                 f"Batch requests cannot be longer than {limits.MAX_BATCH_BYTES} bytes. "

@@ -45,6 +45,7 @@ Params = Mapping[str, Any]
 Response = dict[str, Any]
 
 QUEUE_CACHE_SECONDS = 1.0
+_URL_CACHE_SIZE = 1024
 
 #: The 23 SQS actions.
 ACTIONS = (
@@ -99,6 +100,7 @@ class SQSService(MessagingActions):
         self.backend = backend
         self.endpoint = endpoint.rstrip("/")
         self._queues: dict[str, tuple[float, QueueRecord]] = {}
+        self._names: dict[str, str] = {}  # queue URL -> name, for URLs that passed the check
         self._handlers: dict[str, str] = {action: _snake(action) for action in ACTIONS}
 
     # -- addressing ----------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class SQSService(MessagingActions):
         method = self._handlers.get(action)
         if method is None:
             raise InvalidAction(f"The action {action} is not valid for this endpoint.")
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):
             raise InvalidParameterValue("The request body must be a JSON object.")
         handler: Callable[[Params], Response] = getattr(self, method)
         # AWS leaves a list with no members out of a response (no "Failed": []).
@@ -127,12 +129,18 @@ class SQSService(MessagingActions):
 
     def name_from_url(self, params: Params) -> str:
         url = require(params, "QueueUrl")
+        name = self._names.get(url) if isinstance(url, str) else None
+        if name is not None:
+            return name  # every message action names its queue: parse each URL once
         if not isinstance(url, str) or not url:
             raise QueueDoesNotExist()
-        name = url.rstrip("/").rsplit("/", 1)[-1]
         parts = url.rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2].isdigit() and parts[-2] != self.backend.account_id:
             raise QueueDoesNotExist()
+        name = parts[-1]
+        if len(self._names) >= _URL_CACHE_SIZE:
+            self._names.clear()
+        self._names[url] = name
         return name
 
     def name_from_arn(self, arn: Any, parameter: str) -> str:

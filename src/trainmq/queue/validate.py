@@ -26,6 +26,7 @@ from . import limits
 from .model import MessageAttributeValue
 
 __all__ = [
+    "attributes_size",
     "check_batch_ids",
     "check_body",
     "check_int",
@@ -109,7 +110,9 @@ def check_body(body: Any) -> str:
         raise MissingParameter("The request must contain the parameter MessageBody.")
     if not isinstance(body, str):
         raise InvalidParameterValue("MessageBody must be a string.")
-    if _INVALID_BODY_CHAR.search(body):
+    # Printable ASCII (most bodies: JSON on one line) holds no invalid character; only
+    # other bodies need the search.
+    if not (body.isascii() and body.isprintable()) and _INVALID_BODY_CHAR.search(body):
         raise InvalidMessageContents(
             "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | "
             "#x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF"
@@ -238,7 +241,12 @@ def system_attributes(raw: Any) -> dict[str, MessageAttributeValue]:
 
 def message_size(body: str, attributes: Mapping[str, MessageAttributeValue]) -> int:
     """Bytes counted against MaximumMessageSize: body plus names, types and values."""
-    size = len(body.encode("utf-8"))
+    return len(body.encode("utf-8")) + attributes_size(attributes)
+
+
+def attributes_size(attributes: Mapping[str, MessageAttributeValue]) -> int:
+    """The bytes of message attributes counted against MaximumMessageSize."""
+    size = 0
     for name, value in attributes.items():
         size += len(name.encode("utf-8")) + len(value.data_type.encode("utf-8"))
         if value.binary_value is not None:

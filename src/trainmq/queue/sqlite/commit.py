@@ -16,6 +16,18 @@ Operations say whether they must be durable before their caller returns.  A
 group of non-durable operations only (receive claims, reads) commits with
 ``synchronous=NORMAL``: atomic and safe against the crash of any process, but
 without an fsync (docs/durability.md explains why at-least-once still holds).
+
+Adjacent operations of a group that name the same ``merge`` key (sends to one
+queue by one client) run as one call of the merge function: one queue lookup
+and one multi-row statement for the group instead of one per caller.  Should the
+merged call fail, the group is rerun one operation at a time, as any failing
+group is, so merging never changes an outcome.
+
+Hand-offs are what a waiting caller costs, so they are kept to one lock each: a
+follower blocks on a lock the leader holds for it and releases when its
+operation is committed (no ``Event``, whose every wait allocates a condition);
+leadership passes to the next caller before the finished ones are woken, so the
+next group starts at once.
 """
 
 from __future__ import annotations
@@ -32,18 +44,37 @@ __all__ = ["GroupCommitter"]
 T = TypeVar("T")
 _MAX_BATCH = 512
 
+#: Runs the payloads of several merged operations in one call; one result per payload.
+Merge = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
 
 class _Op(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "lead", "result", "sync")
+    __slots__ = ("done", "durable", "error", "fn", "lead", "merge", "payload", "result", "sync")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], T], durable: bool, sync: bool) -> None:
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        durable: bool,
+        sync: bool,
+        merge: tuple[object, Merge, object] | None,
+    ) -> None:
         self.fn = fn
         self.durable = durable
         self.sync = sync
-        self.done: threading.Event | None = None  # only callers that wait need one
+        self.merge = merge
+        self.done: Any = None  # a held lock, released when the op is done; only for waiters
         self.lead = False
         self.result: T | None = None
         self.error: BaseException | None = None
+
+
+def _same_key(merge: tuple[object, Merge, object] | None, key: object) -> bool:
+    return merge is not None and merge[0] == key
+
+
+def _payload(op: _Op[Any]) -> object:
+    assert op.merge is not None
+    return op.merge[2]
 
 
 class GroupCommitter:
@@ -73,30 +104,34 @@ class GroupCommitter:
         *,
         durable: bool = True,
         sync: bool | None = None,
+        merge: tuple[object, Merge, object] | None = None,
     ) -> T:
         """Run ``fn(conn)`` in the next group transaction and return its result.
 
         ``durable``: a change others may wait for (``on_commit`` runs after it).
         ``sync`` (default: ``durable``): the commit must be fsynced before returning;
         clients of one file with ``durability="normal"`` share the committer and say no.
+        ``merge``: ``(key, merged, payload)``; adjacent operations with an equal key may
+        run as one ``merged(conn, payloads)`` instead of each calling ``fn``.
         """
-        op: _Op[T] = _Op(fn, durable, durable if sync is None else sync)
+        op: _Op[T] = _Op(fn, durable, durable if sync is None else sync, merge)
         with self._mutex:
             if self._closed:
                 raise StorageError("the queue database is closed")
             lead = not self._leading
             if not lead:
-                op.done = threading.Event()
+                op.done = done = threading.Lock()
+                done.acquire()
             self._pending.append(op)
             self._leading = True
-        if op.done is not None:
-            op.done.wait()
+        if not lead:
+            op.done.acquire()  # released by the leader once the op ran (or leads)
             lead = op.lead
         if lead:
             self._lead()
-        if isinstance(op.error, sqlite3.Error):
-            raise StorageError(f"queue database error: {op.error}") from op.error
         if op.error is not None:
+            if isinstance(op.error, sqlite3.Error):
+                raise StorageError(f"queue database error: {op.error}") from op.error
             raise op.error
         return op.result  # type: ignore[return-value]
 
@@ -111,26 +146,45 @@ class GroupCommitter:
                     successor = self._pending[0]
                     successor.lead = True
                     if successor.done is not None:
-                        successor.done.set()
+                        successor.done.release()
                 else:
                     self._leading = False
-                    self._idle.notify_all()
+                    if self._closed:
+                        self._idle.notify_all()
+            for op in batch:
+                if op.done is not None:
+                    op.done.release()
 
     @staticmethod
     def _run_all(conn: sqlite3.Connection, batch: list[_Op[Any]]) -> bool:
         """Run every operation in the open transaction; False as soon as one raises."""
-        for op in batch:
+        index, count = 0, len(batch)
+        while index < count:
+            op = batch[index]
+            merge = op.merge
+            end = index + 1
+            if merge is not None:
+                while end < count and _same_key(batch[end].merge, merge[0]):
+                    end += 1
             try:
-                op.result = op.fn(conn)
+                if merge is None or end - index == 1:
+                    op.result = op.fn(conn)
+                else:
+                    group = batch[index:end]
+                    results = merge[1](conn, [_payload(member) for member in group])
+                    for member, result in zip(group, results, strict=True):
+                        member.result = result
             except BaseException as exc:
                 op.error = exc
                 return False
+            index = end
         return True
 
     @staticmethod
     def _run_isolated(conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
         for op in batch:
             op.error = None
+            op.result = None
             conn.execute("SAVEPOINT op")
             try:
                 op.result = op.fn(conn)
@@ -150,7 +204,11 @@ class GroupCommitter:
 
     def _run_batch(self, batch: list[_Op[Any]]) -> None:
         conn = self._conn
-        wanted = "FULL" if self._full_sync and any(op.sync for op in batch) else "NORMAL"
+        sync = durable = False
+        for op in batch:
+            sync = sync or op.sync
+            durable = durable or op.durable
+        wanted = "FULL" if self._full_sync and sync else "NORMAL"
         try:
             if wanted != self._synchronous:
                 conn.execute(f"PRAGMA synchronous = {wanted}")
@@ -174,8 +232,5 @@ class GroupCommitter:
                 if op.error is None:
                     op.error = error
         finally:
-            if self._on_commit is not None and any(op.durable for op in batch):
+            if durable and self._on_commit is not None:
                 self._on_commit()
-            for op in batch:
-                if op.done is not None:
-                    op.done.set()

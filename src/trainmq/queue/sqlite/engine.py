@@ -30,6 +30,7 @@ from ..model import (
 )
 from ..queue_row import dead_letter_sources
 from . import browse, files, messages, moves, queues
+from .commit import Merge
 
 __all__ = ["SqliteBackend"]
 
@@ -93,16 +94,19 @@ class SqliteBackend:
         *,
         durable: bool = True,
         sync: bool | None = None,
+        merge: tuple[object, Merge, object] | None = None,
     ) -> T:
         """Run ``fn`` in the next group commit.  ``durable``: a change that long polls
         wait for; ``sync`` (default ``durable``): fsynced before returning, if this
-        client's durability is "full" (clients sharing one file may differ)."""
+        client's durability is "full" (clients sharing one file may differ);
+        ``merge``: see ``GroupCommitter.submit``."""
         self._usable()
         wanted = durable if sync is None else sync
         return self._database.committer.submit(
             lambda conn: fn(conn, self._now_ms()),
             durable=durable,
             sync=wanted and self.durability == "full",
+            merge=merge,
         )
 
     def _read(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
@@ -190,7 +194,24 @@ class SqliteBackend:
 
     # -- messages ---------------------------------------------------------------------------
     def send_messages(self, name: str, batch: Sequence[NewMessage]) -> list[SendResult | SQSError]:
-        return self._write(lambda c, now: messages.send(c, name, batch, now))
+        """One INSERT for the batch; concurrent sends of this client to the same queue
+        that land in one group commit share one lookup and one INSERT as well."""
+        return self._write(
+            lambda c, now: messages.send(c, name, batch, now),
+            merge=((self, name), self._send_merged, (name, batch)),
+        )
+
+    def _send_merged(
+        self, conn: sqlite3.Connection, payloads: list[tuple[str, Sequence[NewMessage]]]
+    ) -> list[list[SendResult | SQSError]]:
+        name = payloads[0][0]
+        merged = [message for _, batch in payloads for message in batch]
+        results = messages.send(conn, name, merged, self._now_ms())
+        split, start = [], 0
+        for _, batch in payloads:
+            split.append(results[start : start + len(batch)])
+            start += len(batch)
+        return split
 
     def receive_messages(self, name: str, request: ReceiveRequest) -> list[ReceivedMessage]:
         def claim() -> list[ReceivedMessage]:

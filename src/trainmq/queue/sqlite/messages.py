@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from ...errors import (
     SQSError,
 )
 from .. import limits
+from ..ids import random_uuids
 from ..model import NewMessage, ReceivedMessage, ReceiveRequest, SendResult
 from ..rows import MESSAGE_COLUMNS, encode_attributes, received_message, send_result
 from . import delivery, queues
@@ -52,13 +52,17 @@ _INSERT = (
 def send(
     conn: sqlite3.Connection, name: str, batch: Sequence[NewMessage], now_ms: int
 ) -> list[SendResult | SQSError]:
-    """Insert the messages in one statement; FIFO messages pass deduplication first."""
+    """Insert the messages in one statement; FIFO messages pass deduplication first.
+
+    ``batch`` may hold the sends of several callers (the group committer merges
+    them): one queue lookup, one id draw and one INSERT serve them all.
+    """
     queue = queues.load(conn, name)
     results: list[SendResult | SQSError] = []
     rows: list[tuple[object, ...]] = []
     sequence = queue.next_sequence
-    for message in batch:
-        message_id = str(uuid.uuid4())
+    queue_id = queue.id
+    for message, message_id in zip(batch, random_uuids(len(batch)), strict=True):
         sequence_number: str | None = None
         dedup_id = message.deduplication_id
         if queue.fifo:
@@ -89,12 +93,16 @@ def send(
             )
         rows.append(
             (
-                queue.id,
+                queue_id,
                 message_id,
                 message.body,
                 message.md5_of_body,
-                encode_attributes(message.message_attributes),
-                encode_attributes(message.system_attributes),
+                encode_attributes(message.message_attributes)
+                if message.message_attributes
+                else None,
+                encode_attributes(message.system_attributes)
+                if message.system_attributes
+                else None,
                 now_ms,
                 now_ms + message.delay_seconds * 1000,
                 message.group_id,
@@ -160,6 +168,19 @@ def claim(
     return claimed
 
 
+# The claim of 1 to 10 rows by primary key, one constant statement per count (each stays
+# prepared in the connection's statement cache).
+def _claim_sql(count: int) -> str:
+    return (
+        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
+        "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
+        f"WHERE id IN ({','.join('?' * count)}) RETURNING id, {MESSAGE_COLUMNS}"
+    )
+
+
+_CLAIM = {count: _claim_sql(count) for count in range(1, limits.MAX_RECEIVE_MESSAGES + 1)}
+
+
 def _claim_rows(
     conn: sqlite3.Connection,
     queue: QueueRow,
@@ -170,13 +191,8 @@ def _claim_rows(
 ) -> list[ReceivedMessage]:
     if not row_ids:
         return []
-    marks = ",".join("?" * len(row_ids))
-    rows = conn.execute(
-        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1, "
-        "receipt_token = ?, received_at = ?, first_received_at = coalesce(first_received_at, ?) "
-        f"WHERE id IN ({marks}) RETURNING id, {MESSAGE_COLUMNS}",
-        (now_ms + visibility_ms, token, now_ms, now_ms, *row_ids),
-    ).fetchall()
+    sql = _CLAIM.get(len(row_ids)) or _claim_sql(len(row_ids))
+    rows = conn.execute(sql, (now_ms + visibility_ms, token, now_ms, now_ms, *row_ids)).fetchall()
     by_id = {row[0]: row[1:] for row in rows}
     return [
         received_message(by_id[row_id], make_handle(queue.id, row_id, token)) for row_id in row_ids

@@ -59,8 +59,13 @@ def _row(values: tuple[object, ...]) -> QueueRow:
     )
 
 
+# Every message operation looks its queue up: the statement is one constant string, so
+# that the connection's statement cache finds it prepared without hashing a new string.
+_FIND = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?"
+
+
 def find(conn: sqlite3.Connection, name: str) -> QueueRow | None:
-    values = conn.execute(f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?", (name,)).fetchone()
+    values = conn.execute(_FIND, (name,)).fetchone()
     return None if values is None else _row(values)
 
 
