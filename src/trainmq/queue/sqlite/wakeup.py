@@ -43,6 +43,7 @@ import select
 import struct
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,12 +51,22 @@ from pathlib import Path
 
 from ...clock import Clock, SystemClock
 
-__all__ = ["FALLBACK_INTERVAL", "AsyncChanges", "Changes", "DirectoryWatch", "open_watch"]
+__all__ = [
+    "COMMIT_WAIT",
+    "FALLBACK_INTERVAL",
+    "AsyncChanges",
+    "Changes",
+    "DirectoryWatch",
+    "open_watch",
+]
 
 log = logging.getLogger("trainmq.queue")
 
 #: How often a waiting process reads ``PRAGMA data_version`` where inotify is missing.
 FALLBACK_INTERVAL = 0.025
+#: How long after a write to the ``-wal`` file the watcher waits for its commit.
+COMMIT_WAIT = 0.01
+_COMMIT_POLL = 0.0001
 
 _IN_MODIFY = 0x00000002
 _IN_MOVED_TO = 0x00000080
@@ -169,6 +180,7 @@ class Changes:
         self._thread: threading.Thread | None = None
         self._watch: DirectoryWatch | None = None
         self._wake_r, self._wake_w = -1, -1
+        self._seen: int | None = None
         self._closed = False
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncChanges]
         self._async = weakref.WeakKeyDictionary()
@@ -196,6 +208,8 @@ class Changes:
             if self._thread is None and not self._closed:
                 self._start_watcher()
             self._lock.notify_all()
+        if self._refresh():  # writes nobody was told of yet: tell the other waiters
+            self.wake_all()
 
     def _end_wait(self) -> None:
         with self._lock:
@@ -224,11 +238,7 @@ class Changes:
     def notify(self) -> None:
         """A commit of this process: wake every waiter (they re-check their queue)."""
         if self.waiting:
-            watch = self._watch
-            if watch is not None:
-                # Our own commit's echo: a claim after this one sees every write it
-                # reports (a writer holds the lock while it writes the -wal file).
-                watch.drain()
+            self._refresh()
             self.wake_all()
 
     def wake_all(self) -> None:
@@ -236,6 +246,22 @@ class Changes:
         changed.set()
         for listener in self._listeners:
             listener()
+
+    def _refresh(self) -> bool:
+        """Take the pending inotify events (True if any), then the ``data_version``
+        the watcher compares with to tell when the next write is committed.
+
+        Only call it right before waking every waiter: the events taken are writes
+        that the waiters' next claims see (a writer holds SQLite's write lock while
+        it writes the ``-wal`` file, so a claim after the write waits for its commit).
+        Draining first keeps the version from counting a commit whose event is
+        still unread, which would make the watcher wait for it in vain."""
+        watch = self._watch
+        if watch is None:
+            return False
+        drained = watch.drain()
+        self._seen = self._data_version()
+        return drained
 
     # -- the watcher thread ------------------------------------------------------------------
     def _start_watcher(self) -> None:
@@ -254,7 +280,7 @@ class Changes:
         if watch is not None:
             poller.register(watch.fileno(), select.POLLIN)
         timeout_ms = None if watch is not None else int(self._fallback_interval * 1000)
-        version = self._data_version()
+        version = self._seen = self._data_version()
         while True:
             with self._lock:
                 while not self.waiting and not self._closed:
@@ -266,6 +292,7 @@ class Changes:
                 return
             if watch is not None:
                 if ready and watch.drain():
+                    self._until_committed(self._seen)
                     self.notify()
                 if watch.lost:  # the directory was replaced: keep going by polling
                     poller.unregister(watch.fileno())
@@ -276,6 +303,18 @@ class Changes:
                     version = current
                     self.notify()
             _drain_pipe(self._wake_r)
+
+    def _until_committed(self, seen: int | None) -> None:
+        """After a write to the ``-wal`` file, wait (``COMMIT_WAIT`` at most) until
+        ``data_version`` moves past ``seen``: the writer has committed.  Inotify reports
+        the write before the writer's fsync; a claim started then meets the writer's
+        lock and sleeps in SQLite's busy handler (1, 2, then 5 ms), later than this."""
+        deadline = time.monotonic() + COMMIT_WAIT
+        while True:
+            version = self._data_version()
+            if version != seen or time.monotonic() >= deadline or self._closed:
+                return
+            time.sleep(_COMMIT_POLL)
 
     def close(self) -> None:
         with self._lock:
