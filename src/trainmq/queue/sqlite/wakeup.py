@@ -280,7 +280,7 @@ class Changes:
         if watch is not None:
             poller.register(watch.fileno(), select.POLLIN)
         timeout_ms = None if watch is not None else int(self._fallback_interval * 1000)
-        version = self._seen = self._data_version()
+        version = self._data_version()
         while True:
             with self._lock:
                 while not self.waiting and not self._closed:
