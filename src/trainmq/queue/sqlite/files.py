@@ -50,6 +50,9 @@ class OpenDatabase:
         )
         self.watch_lock = threading.Lock()
         self.watcher = self._connect()
+        self._version_lock = threading.Lock()
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_closed = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -85,18 +88,29 @@ class OpenDatabase:
             )
 
     def _data_version(self) -> int | None:
-        """SQLite's count of other connections' commits, as the read connection sees it."""
-        with self.watch_lock:
+        """SQLite's count of other connections' commits (this process's writer's too).
+
+        On a connection of its own, opened when first asked: reads on the shared read
+        connection may hold it for long, and this is asked on the event loop's thread."""
+        with self._version_lock:
             try:
-                return int(self.watcher.execute("PRAGMA data_version").fetchone()[0])
+                if self._version_closed:
+                    return None
+                if self._version_conn is None:
+                    self._version_conn = self._connect()
+                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error:
-                return None  # closed: the watcher is stopping too
+                return None  # closing: the watcher is stopping too
 
     def close(self) -> None:
         if os.getpid() != self.pid:
             return  # the parent's connections: closing them here could disturb the parent
         self.committer.close()
         self.changes.close()
+        with self._version_lock:
+            self._version_closed = True
+            if self._version_conn is not None:
+                self._version_conn.close()
         with self.watch_lock:
             self.watcher.close()
 

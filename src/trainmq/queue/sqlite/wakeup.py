@@ -190,7 +190,8 @@ class Changes:
         """How other processes' commits are noticed: "inotify", "data_version" or "" (not yet)."""
         if self._thread is None:
             return ""
-        return "inotify" if self._watch is not None else "data_version"
+        watching = self._watch is not None and not self._watch.lost
+        return "inotify" if watching else "data_version"
 
     # -- waiters ------------------------------------------------------------------------------
     @contextmanager
