@@ -63,7 +63,9 @@ async def wait_on_loop(
     backend = cast(LoopWaitable, service.backend)
     clock = backend.clock
     started = clock.now()
-    prepared = await loop.run_in_executor(executor, service.prepare_receive, params)
+    prepared, answer = await loop.run_in_executor(executor, _prepare, service, params)
+    if answer is not None:  # no wait after all (the queue's default is 0)
+        return answer
     deadline = started + prepared.request.wait_seconds
     changes = backend.async_changes(loop)
     with changes.watching_changes():
@@ -77,6 +79,16 @@ async def wait_on_loop(
             await changes.wait(generation, wake_at - now, clock)
             if backend.released:
                 return {}
+
+
+def _prepare(
+    service: SQSService, params: Mapping[str, Any]
+) -> tuple[PreparedReceive, Response | None]:
+    """The validated request and, if it turns out not to wait, its answer."""
+    prepared = service.prepare_receive(params)
+    if prepared.request.wait_seconds > 0:
+        return prepared, None
+    return prepared, service.receive_prepared(prepared)
 
 
 def _try(
