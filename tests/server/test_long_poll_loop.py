@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.engine.other_process import OtherProcessSender
 from trainmq.queue.client import open_service
 from trainmq.queue.service import SQSService
-from trainmq.queue.sqlite import SqliteBackend
+from trainmq.queue.sqlite import SqliteBackend, wakeup
 from trainmq.server.app import SQSApp
 
 POLLS = 1000
@@ -102,7 +104,12 @@ def test_a_thousand_long_polls_hold_no_thread_each(tmp_path: Path) -> None:
     assert bodies == ["one for a thousand"]
 
 
-def test_a_send_by_another_process_wakes_a_served_long_poll(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "data_version"])
+def test_a_send_by_another_process_wakes_a_served_long_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inotify: bool
+) -> None:
+    if not inotify:
+        monkeypatch.setattr(wakeup, "_LIBC", None)  # as on a platform without inotify
     service = open_service(tmp_path / "queues.db")
     app = SQSApp(service)
     url = service.create_queue({"QueueName": "afar"})["QueueUrl"]
@@ -117,11 +124,14 @@ def test_a_send_by_another_process_wakes_a_served_long_poll(tmp_path: Path) -> N
 
     try:
         answer, latency = asyncio.run(scenario())
+        assert isinstance(service.backend, SqliteBackend)
+        mode = service.backend._database.changes.mode
     finally:
         sender.close()
         app.release_waiters()
         service.backend.close()
     assert [m["Body"] for m in answer["Messages"]] == ["from another process"]
+    assert mode == ("inotify" if inotify else "data_version")
     assert latency < 1.0
 
 

@@ -46,7 +46,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ...clock import Clock, SystemClock
@@ -371,9 +371,12 @@ class AsyncChanges:
                 self._changes.unsubscribe(self._changed_elsewhere)
 
     def _changed_elsewhere(self) -> None:
+        """Called from the committer's or the watcher's thread: never raise into a commit."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._changed)
+        if loop is not None:
+            # A loop closed with polls still counted raises: nobody is left to wake there.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._changed)
 
     def _changed(self) -> None:
         self.generation += 1
