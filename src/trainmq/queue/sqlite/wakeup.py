@@ -237,9 +237,16 @@ class Changes:
 
     # -- signals ------------------------------------------------------------------------------
     def notify(self) -> None:
-        """A commit of this process: wake every waiter (they re-check their queue)."""
+        """A commit of this process: wake every waiter (they re-check their queue).
+
+        Called by the committer after each commit, so it stays cheap: it drains the
+        commit's inotify echo but leaves ``data_version`` unread, marking the
+        watcher's reference unknown (the next event then wakes waiters at once)."""
         if self.waiting:
-            self._refresh()
+            watch = self._watch
+            if watch is not None:
+                watch.drain()  # safe: see _refresh
+                self._seen = None
             self.wake_all()
 
     def wake_all(self) -> None:
@@ -294,7 +301,9 @@ class Changes:
             if watch is not None:
                 if ready and watch.drain():
                     self._until_committed(self._seen)
-                    self.notify()
+                    if self.waiting:
+                        self._refresh()
+                        self.wake_all()
                 if watch.lost:  # the directory was replaced: keep going by polling
                     poller.unregister(watch.fileno())
                     watch, timeout_ms = None, int(self._fallback_interval * 1000)
