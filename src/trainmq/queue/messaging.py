@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BatchRequestTooLong, InvalidParameterValue, MissingParameter, SQSError
@@ -25,10 +27,21 @@ if TYPE_CHECKING:
     from .backend import QueueBackend
     from .model import QueueRecord
 
-__all__ = ["MessagingActions"]
+__all__ = ["MessagingActions", "PreparedReceive"]
 
 Params = Mapping[str, Any]
 Response = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedReceive:
+    """A validated ReceiveMessage: the queue, the engine's request, what to answer with."""
+
+    queue: str
+    request: ReceiveRequest
+    system_names: frozenset[str]
+    user_names: list[str]
+
 
 _SYSTEM_NAMES = {
     "SenderId",
@@ -190,6 +203,11 @@ class MessagingActions:
 
     # -- receive -----------------------------------------------------------------------------
     def receive_message(self, params: Params) -> Response:
+        return self.receive_prepared(self.prepare_receive(params))
+
+    def prepare_receive(self, params: Params) -> PreparedReceive:
+        """ReceiveMessage's request, validated, with the queue's default wait applied:
+        what a caller that does its own waiting (the HTTP endpoint) claims with."""
         name = self.name_from_url(params)
         max_messages = params.get("MaxNumberOfMessages")
         wait = params.get("WaitTimeSeconds")
@@ -223,10 +241,21 @@ class MessagingActions:
         if wait_seconds is None:
             wait_seconds = int(queue.attributes["ReceiveMessageWaitTimeSeconds"])
         request = ReceiveRequest(count, wait_seconds, timeout, attempt_id)
-        received = self.backend.receive_messages(name, request)
+        return PreparedReceive(name, request, frozenset(system_names), user_names)
+
+    def receive_prepared(self, prepared: PreparedReceive, *, wait: bool = True) -> Response:
+        """Claim for a prepared ReceiveMessage; ``wait=False``: one try, no long poll."""
+        request = prepared.request
+        if not wait and request.wait_seconds:
+            request = dataclasses.replace(request, wait_seconds=0)
+        received = self.backend.receive_messages(prepared.queue, request)
         if not received:
             return {}
-        return {"Messages": [_message_response(m, system_names, user_names) for m in received]}
+        return {
+            "Messages": [
+                _message_response(m, prepared.system_names, prepared.user_names) for m in received
+            ]
+        }
 
     # -- delete and visibility -----------------------------------------------------------------
     def delete_message(self, params: Params) -> Response:
@@ -361,7 +390,7 @@ def _wants(name: str, patterns: list[str]) -> bool:
 
 
 def _message_response(
-    message: ReceivedMessage, system_names: set[str], user_names: list[str]
+    message: ReceivedMessage, system_names: AbstractSet[str], user_names: list[str]
 ) -> Response:
     response: Response = {
         "MessageId": message.message_id,

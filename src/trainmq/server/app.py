@@ -5,7 +5,8 @@ an action, the Query protocol (form-encoded ``Action=...``, also as ``GET``)
 otherwise.  ``GET /health`` and ``GET /metrics`` serve operators.  SQS work
 runs on a thread pool so that concurrent requests share the engine's group
 commits; long polls are bounded in number (beyond the bound a receive
-answers at once, as a short poll).
+answers at once, as a short poll) and, over the embedded engine, wait on the
+event loop rather than on a thread each (``long_poll``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .addressing import endpoint_region, queue_path_parts, region_endpoint, requ
 from .auth import AccessKey, Credentials, SignedRequest, verify
 from .authorize import MODELLED_MEMBERS, authorize_request, check_members
 from .guard import HostPolicy, cross_site_reason, refuse_unknown_key
+from .long_poll import wait_on_loop
 from .metrics import Metrics, authorize_scrape
 from .traffic import Traffic
 
@@ -331,9 +333,7 @@ class SQSApp:
         holder = None if key is None else key.access_key_id
         if long_poll and self._take_poll_slot(holder):
             try:
-                result = await loop.run_in_executor(
-                    self._poll_executor, service.dispatch, action, params
-                )
+                result = await self._long_poll(service, action, params)
             finally:
                 self._release_poll_slot(holder)
         else:
@@ -341,6 +341,19 @@ class SQSApp:
                 params = {**params, "WaitTimeSeconds": 0}
             result = await loop.run_in_executor(self._executor, service.dispatch, action, params)
         return result
+
+    async def _long_poll(
+        self, service: SQSService, action: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A ReceiveMessage that may wait.  Over the embedded engine the wait is a
+        coroutine on the event loop (``wait_on_loop``), each try a short call on the
+        executor; other backends wait on a thread of their own."""
+        loop = asyncio.get_running_loop()
+        if not callable(getattr(service.backend, "async_changes", None)):
+            return await loop.run_in_executor(
+                self._poll_executor, service.dispatch, action, params
+            )
+        return await wait_on_loop(service, params, self._executor)
 
     def _take_poll_slot(self, holder: str | None) -> bool:
         """A long-poll slot for an access key id (None: open mode), if one is free to it."""

@@ -9,6 +9,7 @@ serialise their transactions and every claim is atomic.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from ..model import (
     SendResult,
 )
 from ..queue_row import dead_letter_sources
-from . import browse, files, messages, moves, queues
+from . import browse, files, messages, moves, queues, wakeup
 from .commit import Merge
 
 __all__ = ["SqliteBackend"]
@@ -47,8 +48,9 @@ class SqliteBackend:
     not against power loss).  ``durable_receives=True`` fsyncs receive claims
     too: for consumers on other machines (through ``trainmq serve``), whose
     receipt handles outlive a power loss of this one (docs/durability.md).
-    ``poll_interval`` bounds how late a long poll notices a message sent by
-    *another process* (same-process sends wake it at once).
+    A long poll wakes at once for a send by this process and, on Linux, within
+    about a millisecond for one by another process (inotify; elsewhere within
+    ``wakeup.FALLBACK_INTERVAL``): see ``wakeup``.
     """
 
     def __init__(
@@ -60,7 +62,6 @@ class SqliteBackend:
         region: str = "us-east-1",
         account_id: str = "000000000000",
         busy_timeout: float = 30.0,
-        poll_interval: float = 0.002,
         durable_receives: bool = False,
     ) -> None:
         if durability not in ("full", "normal"):
@@ -70,7 +71,6 @@ class SqliteBackend:
         self.region = region
         self.account_id = account_id
         self.durability = durability
-        self._poll_interval = poll_interval
         self._durable_receives = durable_receives
         self._last_sweep: dict[str, int] = {}
         self._move_threads: list[threading.Thread] = []
@@ -224,20 +224,14 @@ class SqliteBackend:
         if request.wait_seconds <= 0:
             return claim()
         deadline = self.clock.now() + request.wait_seconds
-        database = self._database
-        with database.waiting_lock:
-            database.waiting += 1
-        try:
+        changes = self._database.changes
+        with changes.waiting_for_change():
             while True:
-                changed = database.changed
-                version = self._data_version()
+                changed = changes.changed
                 claimed = claim()
                 if claimed or self.clock.now() >= deadline or self._released.is_set():
                     return claimed
-                self._wait_for_change(name, changed, version, deadline)
-        finally:
-            with database.waiting_lock:
-                database.waiting -= 1
+                self._wait_for_change(name, changed, deadline)
 
     def _claim(
         self, conn: sqlite3.Connection, name: str, request: ReceiveRequest, now: int
@@ -247,26 +241,35 @@ class SqliteBackend:
             messages.sweep(conn, queues.load(conn, name), now)
         return messages.claim(conn, name, request, now, self.arn)
 
-    def _data_version(self) -> int:
-        with self._database.watch_lock:
-            return int(self._database.watcher.execute("PRAGMA data_version").fetchone()[0])
-
-    def _wait_for_change(
-        self, name: str, changed: threading.Event, version: int, deadline: float
-    ) -> None:
-        """Block until this process commits, another process commits, a delayed or
-        in-flight message of the queue comes due, or the deadline passes."""
+    def next_due(self, name: str) -> float | None:
+        """When (in this engine's clock) the queue's next delayed or in-flight message
+        becomes visible; None if none will."""
+        self._usable()
         with self._database.watch_lock:
             due_ms = messages.next_visible_at(self._database.watcher, name, self._now_ms())
-        wake_at = deadline if due_ms is None else min(deadline, due_ms / 1000)
+        return None if due_ms is None else due_ms / 1000
+
+    def _wait_for_change(self, name: str, changed: threading.Event, deadline: float) -> None:
+        """Block until this process commits, another process commits (``wakeup``), a
+        delayed or in-flight message of the queue comes due, or the deadline passes."""
+        due = self.next_due(name)
+        wake_at = deadline if due is None else min(deadline, due)
         while not self._released.is_set():
             remaining = wake_at - self.clock.now()
-            if remaining <= 0:
+            if remaining <= 0 or self.clock.wait(changed, remaining):
                 return
-            if self.clock.wait(changed, min(remaining, self._poll_interval)):
-                return
-            if self._data_version() != version:
-                return
+
+    # -- waiting without a thread (the HTTP endpoint) ----------------------------------------
+    def async_changes(self, loop: asyncio.AbstractEventLoop) -> wakeup.AsyncChanges:
+        """This database's changes for coroutines on ``loop``: a server's long polls
+        await them instead of blocking a thread each in ``receive_messages``."""
+        self._usable()
+        return self._database.changes.async_changes(loop)
+
+    @property
+    def released(self) -> bool:
+        """True once ``release_waiters`` has ended long polls for good (shutdown)."""
+        return self._released.is_set()
 
     def peek_messages(
         self,
@@ -342,7 +345,7 @@ class SqliteBackend:
     def release_waiters(self) -> None:
         """End every long poll at once (they return what they hold, or nothing); for shutdown."""
         self._released.set()
-        self._database.wake_all()
+        self._database.changes.wake_all()
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from ...errors import ConfigurationError, StorageError
 from . import schema
 from .commit import GroupCommitter
+from .wakeup import Changes
 
 __all__ = ["OpenDatabase", "close_database", "open_database"]
 
@@ -33,9 +34,8 @@ __all__ = ["OpenDatabase", "close_database", "open_database"]
 class OpenDatabase:
     """The connections of one process to one database file, and who waits on it.
 
-    ``changed`` is replaced and set after each commit that another caller of
-    this process may be waiting for (a long poll); ``waiting`` counts those
-    callers, so that commits nobody waits for cost nothing extra.
+    ``changes`` wakes this process's long polls: after each commit that one of
+    them may be waiting for, and at commits by other processes (``wakeup``).
     """
 
     def __init__(self, path: Path, key: tuple[int, int], busy_timeout: float) -> None:
@@ -44,12 +44,15 @@ class OpenDatabase:
         self.pid = os.getpid()
         self.users = 1
         self._busy_timeout = busy_timeout
-        self.changed = threading.Event()
-        self.waiting = 0
-        self.waiting_lock = threading.Lock()
-        self.committer = GroupCommitter(self._open_writer(), full_sync=True, on_commit=self.notify)
+        self.changes = Changes(path, self._data_version)
+        self.committer = GroupCommitter(
+            self._open_writer(), full_sync=True, on_commit=self.changes.notify
+        )
         self.watch_lock = threading.Lock()
         self.watcher = self._connect()
+        self._version_lock = threading.Lock()
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_closed = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -84,20 +87,30 @@ class OpenDatabase:
                 f"{self.path} was opened by the parent process; open a new client after fork()"
             )
 
-    def notify(self) -> None:
-        """Wake every long poll of this process (they re-check their queue)."""
-        if self.waiting:
-            changed, self.changed = self.changed, threading.Event()
-            changed.set()
+    def _data_version(self) -> int | None:
+        """SQLite's count of other connections' commits (this process's writer's too).
 
-    def wake_all(self) -> None:
-        changed, self.changed = self.changed, threading.Event()
-        changed.set()
+        On a connection of its own, opened when first asked: reads on the shared read
+        connection may hold it for long, and this is asked on the event loop's thread."""
+        with self._version_lock:
+            try:
+                if self._version_closed:
+                    return None
+                if self._version_conn is None:
+                    self._version_conn = self._connect()
+                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return None  # closing: the watcher is stopping too
 
     def close(self) -> None:
         if os.getpid() != self.pid:
             return  # the parent's connections: closing them here could disturb the parent
         self.committer.close()
+        self.changes.close()
+        with self._version_lock:
+            self._version_closed = True
+            if self._version_conn is not None:
+                self._version_conn.close()
         with self.watch_lock:
             self.watcher.close()
 
