@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -25,6 +26,7 @@ from ..errors import ConfigurationError
 from ..queue import LocalClient, open_service
 from ..store import open_store
 from ..store.claimcheck import ClaimCheckClient
+from .child import encode_frame
 from .config import WorkerConfig
 from .deletes import DELETE_LINGER, DeleteBatcher
 from .event import sqs_record
@@ -357,24 +359,32 @@ class Worker:
         return keep
 
     def _invoke(self, slot: int, records: list[dict[str, Any]], leases: list[int]) -> Invocation:
-        process = self._processes[slot]
-        if process is None or not process.alive:
-            try:
-                process = self._processes[slot] = HandlerProcess(self._spec())
-            except Exception as exc:
-                return Invocation("crash", error=f"cannot start a handler process: {exc}")
-        if self._progress is not None:
-            self._progress.begin(slot, process, leases)
-        try:
-            invocation = process.invoke(
-                {"Records": records}, self.config.timeout, str(uuid.uuid4())
-            )
-        finally:
+        request = encode_frame({
+            "event": {"Records": records},
+            "timeout_ms": int(self.config.timeout * 1000),
+            "request_id": _request_id(),
+        })
+        for _ in range(2):  # a process found dead before it got the event is replaced once
+            process = self._processes[slot]
+            if process is None:
+                try:
+                    process = self._processes[slot] = HandlerProcess(self._spec())
+                except Exception as exc:
+                    return Invocation("crash", error=f"cannot start a handler process: {exc}")
             if self._progress is not None:
-                self._progress.end(slot)
-        if invocation.kind in ("timeout", "crash") or self._aborted.is_set():
-            process.kill()
-            self._processes[slot] = None
+                self._progress.begin(slot, process, leases)
+            try:
+                invocation = process.send(request, self.config.timeout)
+            finally:
+                if self._progress is not None:
+                    self._progress.end(slot)
+            if invocation.kind in ("timeout", "crash") or self._aborted.is_set():
+                process.kill()
+                self._processes[slot] = None
+            if invocation.started or self._aborted.is_set():
+                break
+            log.warning("handler process found dead before an invocation: %s; starting another",
+                        invocation.error, extra={"queue": self.config.queue_name})
         return invocation
 
     def _settle(self, messages: list[dict[str, Any]], verdict: Verdict, leases: list[int]) -> None:
@@ -408,6 +418,9 @@ class Worker:
 
     def _report(self, records: list[dict[str, Any]], verdict: Verdict, duration: float) -> None:
         self.metrics.batch(verdict.outcome, duration)
+        level = logging.INFO if verdict.outcome == "success" else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
         counts = [int(r["attributes"].get("ApproximateReceiveCount", "0")) for r in records]
         fields = {
             "queue": self.config.queue_name,
@@ -419,7 +432,6 @@ class Worker:
             "dead_lettered": len(verdict.permanent),
             "receive_counts": counts,
         }
-        level = logging.INFO if verdict.outcome == "success" else logging.WARNING
         text = " ".join(f"{k}={v}" for k, v in fields.items())
         if verdict.error:
             text += f" error={verdict.error!r}"
@@ -486,6 +498,11 @@ class Worker:
         if self._own_client and self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _request_id() -> str:
+    """A version-4 UUID, as Lambda's request ids are (without a system call per invocation)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _number(value: float) -> str:
