@@ -1,10 +1,12 @@
 """``Worker``: Lambda's SQS event-source mapping, on any machine.
 
-``concurrency`` slots each run a small loop: long-poll a batch (up to the batch
-size, or until the batching window closes), drop what the filters reject, hand
-the batch to the slot's warm handler process, then settle it by Lambda's rules
-(see ``outcome``).  The queue's own RedrivePolicy ends the retries.  FIFO order
-holds because the queue hands out one in-flight batch per message group, and a
+Feeder threads long-poll the queue and hold batches ready (``receive``);
+``concurrency`` slots each take the next batch, drop what the filters reject,
+hand it to the slot's warm handler process, and settle it by Lambda's rules
+(see ``outcome``): successes go to the delete batcher (``deletes``), which
+deletes those of several invocations in one call; failures are settled at
+once.  The queue's own RedrivePolicy ends the retries.  FIFO order holds
+because the queue hands out one in-flight batch per message group, and a
 failure fails the rest of its group's batch.
 
 Time comes from an injected clock; stopping is an injected (or internal) event.
