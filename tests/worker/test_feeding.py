@@ -40,13 +40,14 @@ class FakeQueue:
 
 
 def receiver(queue: FakeQueue, *, heartbeat: bool, batch_size: int = 1, fifo: bool = False,
-             concurrency: int = 2) -> tuple[Receiver, threading.Event, Heartbeat]:
+             concurrency: int = 2, long_running: bool = False
+             ) -> tuple[Receiver, threading.Event, Heartbeat]:
     stopping = threading.Event()
     beats = Heartbeat(queue, "url", 30, SystemClock())
     feed = Receiver(
         queue, "url", batch_size=batch_size, batching_window=0, concurrency=concurrency,
         fifo=fifo, wait_seconds=0, heartbeat=beats if heartbeat else None, clock=SystemClock(),
-        stopping=stopping,
+        stopping=stopping, long_running=long_running,
     )
     return feed, stopping, beats
 
@@ -60,6 +61,9 @@ def stop(feed: Receiver, stopping: threading.Event) -> None:
 def test_prefetch_is_bounded_and_every_held_message_is_heartbeated() -> None:
     queue = FakeQueue(available=100)
     feed, stopping, beats = receiver(queue, heartbeat=True)
+    assert feed.prefetch == 2  # until an invocation ends: one batch per slot
+    feed.observe(0.001)  # short handlers: the count bound holds
+    assert feed.prefetch == PREFETCH
     feed.start()
     try:
         wait_for(lambda: queue.next == PREFETCH, what="the feeders to fill the prefetch")
@@ -74,6 +78,26 @@ def test_prefetch_is_bounded_and_every_held_message_is_heartbeated() -> None:
     assert feed.take() is None
     held = feed.drain()
     assert sum(len(b.messages) for b in held) == PREFETCH  # released by the worker on stop
+
+
+def test_slow_handlers_and_long_running_ones_hold_nothing_ahead() -> None:
+    queue = FakeQueue(available=100)
+    feed, stopping, _ = receiver(queue, heartbeat=True, batch_size=2)
+    feed.observe(0.2)  # 2 slots x 2 messages / 0.2 s: 20 messages start per second
+    assert feed.prefetch == 20
+    for _ in range(30):
+        feed.observe(10.0)
+    assert feed.prefetch == 0
+    feed.start()
+    try:
+        batch = feed.take()
+        assert batch is not None and queue.asked == [2]  # for the idle slot, nothing more
+    finally:
+        stop(feed, stopping)
+    assert feed.drain() == []
+    long, _, _ = receiver(queue, heartbeat=True, long_running=True)
+    long.observe(0.001)
+    assert long.prefetch == 0
 
 
 def test_without_heartbeats_nothing_is_received_ahead() -> None:

@@ -137,6 +137,7 @@ class Worker:
             clock=self.clock,
             stopping=self.stopping,
             queue_name=self.config.queue_name,
+            long_running=self.config.long_running,
         )
         # FIFO: a group's next message waits for this delete, so it is not held back.
         self.deletes = DeleteBatcher(
@@ -330,6 +331,8 @@ class Worker:
             self._untrack(leases)
             raise
         duration = time.monotonic() - started
+        if self.receiver is not None:
+            self.receiver.observe(duration)
         verdict = judge(
             invocation,
             records,

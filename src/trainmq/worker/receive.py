@@ -8,13 +8,18 @@ size (as Celery's prefetch does); a FIFO batch is always one receive, never
 split, so a message group stays in one batch; with a batching window each
 batch is gathered as Lambda gathers it.
 
-**Prefetch and its bound.**  While every slot is busy, feeders receive ahead,
-up to ``prefetch`` messages held and not yet started.  Every message is
-tracked by the heartbeat from the moment it was received (held or running),
-so its visibility timeout is extended and cannot run out while it waits.
-Without heartbeats (``--no-heartbeat``), and with a batching window, nothing
-is received ahead: only as much as idle slots will start at once.  On stop,
-held batches are released (made visible again) by the worker.
+**Prefetch and its bounds.**  While every slot is busy, feeders receive ahead.
+Every message is tracked by the heartbeat from the moment it was received
+(held or running), so its visibility timeout is extended and cannot run out
+while it waits.  How much is held is bounded twice: by count (``PREFETCH``
+messages, or one batch per slot if that is more), and by time: from the
+average duration of recent invocations, no more than the slots will start
+within ``HOLD_SECONDS``, so a worker with slow handlers does not sit on
+messages another worker could run now (with a 10-second handler, nothing is
+held ahead).  Until a first invocation ended, one batch per slot is held.
+Without heartbeats (``--no-heartbeat``), with a batching window, and for
+``--long-running`` handlers, nothing is received ahead: only as much as idle
+slots will start at once.  On stop, the worker releases what is held.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ RECEIVE_MAX = 10
 #: Messages held ahead of the slots at most (standard queues, heartbeats on), unless
 #: one batch per slot is more.
 PREFETCH = 20
+#: Held messages should start within about this many seconds (see the module's text).
+HOLD_SECONDS = 1.0
+#: Weight of the latest invocation in the average duration.
+_SMOOTHING = 0.2
 
 
 @dataclass
@@ -70,6 +79,7 @@ class Receiver:
         clock: Clock,
         stopping: threading.Event,
         queue_name: str = "",
+        long_running: bool = False,
     ) -> None:
         self.client = client
         self.queue_url = queue_url
@@ -84,10 +94,14 @@ class Receiver:
         whole = fifo or batching_window > 0
         #: Messages one fetch asks for: a whole batch, or one full receive cut into batches.
         self.unit = batch_size if whole else batch_size * (RECEIVE_MAX // batch_size)
-        if heartbeat is None or batching_window > 0:
-            self.prefetch = 0
+        self.concurrency = concurrency
+        if heartbeat is None or batching_window > 0 or long_running:
+            self.most = 0
         else:
-            self.prefetch = max(concurrency * batch_size, self.unit if fifo else PREFETCH)
+            self.most = max(concurrency * batch_size, self.unit if fifo else PREFETCH)
+        #: Messages that may be held ahead now (``observe`` adjusts it).
+        self.prefetch = min(self.most, concurrency * batch_size)
+        self._duration: float | None = None
         self.feeders = concurrency if whole else max(
             1, min(concurrency, -(-concurrency * batch_size // RECEIVE_MAX))
         )
@@ -119,6 +133,18 @@ class Receiver:
                 return batch
             finally:
                 self._idle -= 1
+
+    def observe(self, seconds: float) -> None:
+        """An invocation took ``seconds``: hold no more than the slots start in HOLD_SECONDS."""
+        with self._room:
+            average = self._duration
+            average = seconds if average is None else average + _SMOOTHING * (seconds - average)
+            self._duration = average
+            rate = self.concurrency * self.batch_size / max(average, 1e-6)  # messages started/s
+            previous = self.prefetch
+            self.prefetch = min(self.most, int(rate * HOLD_SECONDS))
+            if self.prefetch > previous:
+                self._room.notify()
 
     def wake(self) -> None:
         """Let waiting slots and feeders see that the worker stops."""
