@@ -22,8 +22,11 @@ def test_permanent_failure_raised_dead_letters_at_once(env: Env) -> None:
             MessageAttributes={"origin": {"DataType": "String", "StringValue": "crawler"}},
         )
         env.start("scripted", "poison")
-        wait_for(lambda: counts(sqs, dlq)[0] == 1, what="the message in the DLQ")
-        assert counts(sqs, url) == (0, 0)
+        # The copy reaches the DLQ first, then the original is deleted: wait for both.
+        wait_for(
+            lambda: counts(sqs, dlq)[0] == 1 and counts(sqs, url) == (0, 0),
+            what="the message in the DLQ and gone from its queue",
+        )
         [dead] = drain(sqs, dlq)
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
     attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}

@@ -22,44 +22,54 @@ from typing import Any
 from ..errors import PermanentFailure
 from .event import LambdaContext
 
-__all__ = ["FUNCTION_ENV", "main", "read_frame", "write_frame"]
+__all__ = ["FUNCTION_ENV", "FrameReader", "encode_frame", "main", "write_frame"]
 
 FUNCTION_ENV = "TRAINMQ_WORKER_FUNCTION"
 _HEADER = struct.Struct(">I")
+_CHUNK = 1 << 16
 
 
-def write_frame(fd: int, message: dict[str, Any]) -> None:
-    """Write one JSON frame (raises OSError when the other side is gone)."""
+def encode_frame(message: dict[str, Any]) -> bytes:
+    """One JSON frame (raises TypeError or ValueError for what JSON cannot hold)."""
     data = json.dumps(message, separators=(",", ":")).encode()
-    view = memoryview(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def write_frame(fd: int, message: dict[str, Any] | bytes) -> None:
+    """Write one frame (raises OSError when the other side is gone)."""
+    view = memoryview(message if isinstance(message, bytes) else encode_frame(message))
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = os.read(fd, min(size, 1 << 20))
-        if not chunk:
+class FrameReader:
+    """Reads JSON frames from a pipe, usually in one ``read`` each (header and body)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = b""
+
+    def _fill(self, size: int) -> bool:
+        while len(self._buffer) < size:
+            chunk = os.read(self.fd, max(_CHUNK, size - len(self._buffer)))
+            if not chunk:
+                return False
+            self._buffer += chunk
+        return True
+
+    def read(self) -> dict[str, Any] | None:
+        """The next frame, or None when the other side closed (or died)."""
+        if not self._fill(_HEADER.size):
             return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_frame(fd: int) -> dict[str, Any] | None:
-    """The next JSON frame, or None when the other side closed (or died)."""
-    header = _read_exactly(fd, _HEADER.size)
-    if header is None:
-        return None
-    body = _read_exactly(fd, _HEADER.unpack(header)[0])
-    if body is None:
-        return None
-    message = json.loads(body)
-    if not isinstance(message, dict):
-        raise ValueError("a frame must hold a JSON object")
-    return message
+        end = _HEADER.size + _HEADER.unpack_from(self._buffer)[0]
+        if not self._fill(end):
+            return None
+        body, self._buffer = self._buffer[_HEADER.size : end], self._buffer[end:]
+        message = json.loads(body)
+        if not isinstance(message, dict):
+            raise ValueError("a frame must hold a JSON object")
+        return message
 
 
 def _load(spec: str) -> Callable[..., Any]:
@@ -72,7 +82,10 @@ def _load(spec: str) -> Callable[..., Any]:
     return handler  # type: ignore[no-any-return]
 
 
-def _invoke(handler: Callable[..., Any], request: dict[str, Any], function: dict[str, Any]) -> Any:
+def _invoke(
+    handler: Callable[..., Any], request: dict[str, Any], function: dict[str, Any]
+) -> bytes:
+    """Run the handler once; the answer, as an encoded frame."""
     context = LambdaContext(
         function_name=function["name"],
         invoked_function_arn=function["arn"],
@@ -84,20 +97,21 @@ def _invoke(handler: Callable[..., Any], request: dict[str, Any], function: dict
     try:
         response = handler(request["event"], context)
     except PermanentFailure as exc:
-        return {"type": "permanent", "reason": exc.reason}
+        return encode_frame({"type": "permanent", "reason": exc.reason})
     except Exception as exc:
-        return {
+        return encode_frame({
             "type": "error",
             "errorType": type(exc).__name__,
             "errorMessage": str(exc),
             # The whole traceback (its last 50 entries), as Lambda and Celery log it.
             "stackTrace": traceback.format_exception(exc)[-50:],
-        }
+        })
     try:
-        json.dumps(response)
+        return encode_frame({"type": "result", "response": response})
     except (TypeError, ValueError) as exc:
-        return {"type": "error", "errorType": "Runtime.MarshalError", "errorMessage": str(exc)}
-    return {"type": "result", "response": response}
+        return encode_frame(
+            {"type": "error", "errorType": "Runtime.MarshalError", "errorMessage": str(exc)}
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -109,8 +123,9 @@ def main(argv: list[str]) -> int:
         write_frame(write_fd, {"type": "init_error", "error": f"{type(exc).__name__}: {exc}"})
         return 1
     write_frame(write_fd, {"type": "ready", "pid": os.getpid()})
+    requests = FrameReader(read_fd)
     while True:
-        request = read_frame(read_fd)
+        request = requests.read()
         if request is None:
             return 0
         write_frame(write_fd, _invoke(handler, request, function))

@@ -1,10 +1,12 @@
 """``Worker``: Lambda's SQS event-source mapping, on any machine.
 
-``concurrency`` slots each run a small loop: long-poll a batch (up to the batch
-size, or until the batching window closes), drop what the filters reject, hand
-the batch to the slot's warm handler process, then settle it by Lambda's rules
-(see ``outcome``).  The queue's own RedrivePolicy ends the retries.  FIFO order
-holds because the queue hands out one in-flight batch per message group, and a
+Feeder threads long-poll the queue and hold batches ready (``receive``);
+``concurrency`` slots each take the next batch, drop what the filters reject,
+hand it to the slot's warm handler process, and settle it by Lambda's rules
+(see ``outcome``): successes go to the delete batcher (``deletes``), which
+deletes those of several invocations in one call; failures are settled at
+once.  The queue's own RedrivePolicy ends the retries.  FIFO order holds
+because the queue hands out one in-flight batch per message group, and a
 failure fails the rest of its group's batch.
 
 Time comes from an injected clock; stopping is an injected (or internal) event.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -23,9 +26,11 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..errors import ConfigurationError
 from ..queue import LocalClient, open_service
-from ..store import BlobNotFound, InvalidPointer, StoreError, open_store
+from ..store import open_store
 from ..store.claimcheck import ClaimCheckClient
+from .child import encode_frame
 from .config import WorkerConfig
+from .deletes import DELETE_LINGER, DeleteBatcher
 from .event import sqs_record
 from .filters import matches_any
 from .heartbeat import Heartbeat
@@ -33,6 +38,7 @@ from .metrics import MetricsServer, WorkerMetrics
 from .outcome import Verdict, judge
 from .pool import FunctionSpec, HandlerProcess, Invocation
 from .progress import ProgressGuard
+from .receive import UNAVAILABLE, UNRESOLVED, Batch, Receiver
 from .settle import Settler
 
 __all__ = ["Worker"]
@@ -40,9 +46,6 @@ __all__ = ["Worker"]
 log = logging.getLogger("trainmq.worker")
 
 RETRY_PAUSE = 1.0
-#: Marks a received message whose claim-check payload could not be fetched.
-_UNRESOLVED = "trainmq.unresolved"
-_UNAVAILABLE = "trainmq.unavailable"
 #: Long polls of a remote endpoint cannot be cut short at shutdown, so they are kept short.
 REMOTE_WAIT_SECONDS = 2
 
@@ -70,6 +73,8 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._aborted = threading.Event()
         self._progress: ProgressGuard | None = None
+        self.receiver: Receiver | None = None
+        self.deletes: DeleteBatcher | None = None
 
     @property
     def client(self) -> Any:
@@ -120,6 +125,25 @@ class Worker:
             self.heartbeat.start()
         if self._progress is not None:
             self._progress.start()
+        self.receiver = Receiver(
+            self.client,
+            self.queue_url,
+            batch_size=self.config.batch_size,
+            batching_window=self.config.batching_window,
+            concurrency=self.config.concurrency,
+            fifo=self.fifo,
+            wait_seconds=self.wait_seconds,
+            heartbeat=self.heartbeat,
+            clock=self.clock,
+            stopping=self.stopping,
+            queue_name=self.config.queue_name,
+            long_running=self.config.long_running,
+        )
+        # FIFO: a group's next message waits for this delete, so it is not held back.
+        self.deletes = DeleteBatcher(
+            self.settler.delete, self._untrack, linger=0.0 if self.fifo else DELETE_LINGER
+        )
+        self.deletes.start()
         if self.config.metrics_port is not None:
             self.metrics_server = MetricsServer(
                 self.metrics,
@@ -134,6 +158,7 @@ class Worker:
             )
             self._threads.append(thread)
             thread.start()
+        self.receiver.start()
         log.info(
             "worker started: queue=%s handler=%s concurrency=%d batch_size=%d",
             self.config.queue_name,
@@ -248,24 +273,13 @@ class Worker:
 
     # -- the slot loop -----------------------------------------------------------------------
     def _slot_loop(self, slot: int) -> None:
-        while not self.stopping.is_set():
-            leases: list[int] = []
+        receiver = self.receiver
+        assert receiver is not None
+        while (batch := receiver.take()) is not None:
             try:
-                messages = self._collect(leases)
-            except Exception as exc:  # a backend hiccup must not end the worker
-                self._untrack(leases)
-                log.error("receive failed: %s", exc, extra={"queue": self.config.queue_name})
-                self.clock.wait(self.stopping, RETRY_PAUSE)
-                continue
-            if not messages:
-                continue
-            if self.stopping.is_set():
-                self._untrack(leases)
-                self._release(messages)
-                return
-            try:
-                self._handle(slot, messages, leases)
+                self._handle(slot, batch.messages, batch.leases)
             except Exception:
+                self._untrack(batch.leases)
                 log.exception("settling a batch failed", extra={"queue": self.config.queue_name})
                 self.clock.wait(self.stopping, RETRY_PAUSE)
 
@@ -275,57 +289,12 @@ class Worker:
                 self.heartbeat.untrack(lease)
         leases.clear()
 
-    def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
-        claimcheck: ClaimCheckClient = self.client
-        response = claimcheck.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=count,
-            WaitTimeSeconds=wait,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = list(response.get("Messages", []))
-        for message in messages:
-            try:
-                claimcheck.resolve(message)
-            except (BlobNotFound, InvalidPointer) as exc:  # the payload can never be had
-                message[_UNRESOLVED] = f"the message's claim-check payload cannot be read: {exc}"
-            except StoreError as exc:  # the store is unreachable now: retry later
-                log.warning("claim-check payload of %s unavailable: %s", message["MessageId"], exc)
-                message[_UNAVAILABLE] = True
-        return messages
-
-    def _received(self, count: int, wait: int, leases: list[int]) -> list[dict[str, Any]]:
-        """Receive, and heartbeat what arrived from the moment it arrived (so messages
-        held while a batching window fills stay hidden, and the 12-hour cap counts
-        from a time no later than the real receipt)."""
-        received_at = self.clock.now()
-        messages = self._receive(count, wait)
-        if messages and self.heartbeat is not None:
-            leases.append(
-                self.heartbeat.track([m["ReceiptHandle"] for m in messages], received_at)
-            )
-        return messages
-
-    def _collect(self, leases: list[int]) -> list[dict[str, Any]]:
-        """One batch: a long poll, then more polls until full or the window closes."""
-        size = self.config.batch_size
-        batch = self._received(min(10, size), self.wait_seconds, leases)
-        window = self.config.batching_window
-        if not batch or window <= 0:
-            return batch
-        deadline = self.clock.now() + window
-        while len(batch) < size and not self.stopping.is_set():
-            remaining = deadline - self.clock.now()
-            if remaining <= 0:
-                break
-            more = self._received(min(10, size - len(batch)), min(20, int(remaining)), leases)
-            if not more and remaining < 1:
-                self.clock.wait(self.stopping, min(remaining, 0.05))
-            batch += more
-        return batch
-
-    def _release(self, messages: list[dict[str, Any]]) -> None:
+    def _release(self, batches: list[Batch]) -> None:
+        messages = [m for batch in batches for m in batch.messages]
+        for batch in batches:
+            self._untrack(batch.leases)
+        if not messages:
+            return
         self.settler.release([m["ReceiptHandle"] for m in messages])
         self.metrics.count("released", len(messages))
         log.info(
@@ -335,10 +304,10 @@ class Worker:
         )
 
     def _handle(self, slot: int, messages: list[dict[str, Any]], leases: list[int]) -> None:
-        unresolved = [m for m in messages if _UNRESOLVED in m]
-        unavailable = [m for m in messages if m.pop(_UNAVAILABLE, False)]
+        unresolved = [m for m in messages if UNRESOLVED in m]
+        unavailable = [m for m in messages if m.pop(UNAVAILABLE, False)]
         if unresolved or unavailable:
-            reasons = {m["MessageId"]: m.pop(_UNRESOLVED) for m in unresolved}
+            reasons = {m["MessageId"]: m.pop(UNRESOLVED) for m in unresolved}
             refused = set(self.settler.dead_letter(unresolved, reasons))
             retry = [*unavailable, *(m for m in unresolved if m["MessageId"] in refused)]
             self.settler.back_off(retry)
@@ -353,20 +322,24 @@ class Worker:
             if self.config.parsed_filters:
                 messages = self._filter(messages)
                 if not messages:
+                    self._untrack(leases)
                     return
             records = [sqs_record(m, self.queue_arn) for m in messages]
             started = time.monotonic()
             invocation = self._invoke(slot, records, leases)
-        finally:
+        except BaseException:
             self._untrack(leases)
+            raise
         duration = time.monotonic() - started
+        if self.receiver is not None:
+            self.receiver.observe(duration)
         verdict = judge(
             invocation,
             records,
             report_item_failures=self.config.report_batch_item_failures,
             fifo=self.fifo,
         )
-        self._settle(messages, verdict)
+        self._settle(messages, verdict, leases)
         if invocation.trace:
             log.error(
                 "handler %s raised on a batch of %d (message ids %s):\n%s",
@@ -386,45 +359,73 @@ class Worker:
             wanted = matches_any(self.config.parsed_filters, record)
             (keep if wanted else drop).append(message)
         if drop:
-            self.settler.delete([m["ReceiptHandle"] for m in drop])
+            self._deletes.add([m["ReceiptHandle"] for m in drop])
             self.metrics.count("filtered", len(drop))
         return keep
 
     def _invoke(self, slot: int, records: list[dict[str, Any]], leases: list[int]) -> Invocation:
-        process = self._processes[slot]
-        if process is None or not process.alive:
-            try:
-                process = self._processes[slot] = HandlerProcess(self._spec())
-            except Exception as exc:
-                return Invocation("crash", error=f"cannot start a handler process: {exc}")
-        if self._progress is not None:
-            self._progress.begin(slot, process, leases)
-        try:
-            invocation = process.invoke(
-                {"Records": records}, self.config.timeout, str(uuid.uuid4())
-            )
-        finally:
+        request = encode_frame({
+            "event": {"Records": records},
+            "timeout_ms": int(self.config.timeout * 1000),
+            "request_id": _request_id(),
+        })
+        for _ in range(2):  # a process found dead before it got the event is replaced once
+            process = self._processes[slot]
+            if process is None:
+                try:
+                    process = self._processes[slot] = HandlerProcess(self._spec())
+                except Exception as exc:
+                    return Invocation("crash", error=f"cannot start a handler process: {exc}")
             if self._progress is not None:
-                self._progress.end(slot)
-        if invocation.kind in ("timeout", "crash") or self._aborted.is_set():
-            process.kill()
-            self._processes[slot] = None
+                self._progress.begin(slot, process, leases)
+            try:
+                invocation = process.send(request, self.config.timeout)
+            finally:
+                if self._progress is not None:
+                    self._progress.end(slot)
+            if invocation.kind in ("timeout", "crash") or self._aborted.is_set():
+                process.kill()
+                self._processes[slot] = None
+            if invocation.started or self._aborted.is_set():
+                break
+            log.warning("handler process found dead before an invocation: %s; starting another",
+                        invocation.error, extra={"queue": self.config.queue_name})
         return invocation
 
-    def _settle(self, messages: list[dict[str, Any]], verdict: Verdict) -> None:
+    def _settle(self, messages: list[dict[str, Any]], verdict: Verdict, leases: list[int]) -> None:
+        """Successes go to the delete batcher; failures are settled here and now.
+
+        When all succeeded, the heartbeat leases end once the deletes are done; otherwise
+        they end first, so that no beat undoes a failure's backoff.
+        """
         by_id = {m["MessageId"]: m for m in messages}
+        succeeded = [by_id[i]["ReceiptHandle"] for i in verdict.succeeded]
+        self.metrics.count("deleted", len(succeeded))
+        if len(succeeded) == len(messages):
+            self._deletes.add(succeeded, list(leases))
+            leases.clear()
+            return
+        self._untrack(leases)
+        self._deletes.add(succeeded)
         refused = self.settler.dead_letter(
             [by_id[i] for i in verdict.permanent], verdict.permanent
         )
-        self.settler.delete([by_id[i]["ReceiptHandle"] for i in verdict.succeeded])
         failed = [by_id[i] for i in [*verdict.failed, *refused]]
         self.settler.back_off(failed)
-        self.metrics.count("deleted", len(verdict.succeeded))
         self.metrics.count("dead_lettered", len(verdict.permanent) - len(refused))
         self.metrics.count("failed", len(failed))
 
+    @property
+    def _deletes(self) -> DeleteBatcher:
+        if self.deletes is None:
+            raise RuntimeError("the worker is not started")
+        return self.deletes
+
     def _report(self, records: list[dict[str, Any]], verdict: Verdict, duration: float) -> None:
         self.metrics.batch(verdict.outcome, duration)
+        level = logging.INFO if verdict.outcome == "success" else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
         counts = [int(r["attributes"].get("ApproximateReceiveCount", "0")) for r in records]
         fields = {
             "queue": self.config.queue_name,
@@ -436,7 +437,6 @@ class Worker:
             "dead_lettered": len(verdict.permanent),
             "receive_counts": counts,
         }
-        level = logging.INFO if verdict.outcome == "success" else logging.WARNING
         text = " ".join(f"{k}={v}" for k, v in fields.items())
         if verdict.error:
             text += f" error={verdict.error!r}"
@@ -458,23 +458,34 @@ class Worker:
             release = self._release_waiters
             if release is not None:
                 release()
+        if self.receiver is not None:
+            self.receiver.wake()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self._threads):
             self.abort()
             for thread in self._threads:
                 thread.join(5.0)
+        if self.receiver is not None:
+            # A feeder in a remote long poll returns within REMOTE_WAIT_SECONDS.
+            self.receiver.join(REMOTE_WAIT_SECONDS + 5.0)
         self._shutdown()
 
     def abort(self) -> None:
         """Kill every handler process now; their messages return after the visibility timeout."""
         self._aborted.set()
         self.stopping.set()
+        if self.receiver is not None:
+            self.receiver.wake()
         for process in list(self._processes):
             if process is not None:
                 process.signal_kill()
 
     def _shutdown(self) -> None:
+        if self.deletes is not None:
+            self.deletes.close()
+        if self.receiver is not None:
+            self._release(self.receiver.drain())
         if self.heartbeat is not None:
             self.heartbeat.stop()
         if self._progress is not None:
@@ -492,6 +503,11 @@ class Worker:
         if self._own_client and self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _request_id() -> str:
+    """A version-4 UUID, as Lambda's request ids are (without a system call per invocation)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _number(value: float) -> str:

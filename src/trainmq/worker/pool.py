@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TrainmqError
-from .child import FUNCTION_ENV, read_frame, write_frame
+from .child import FUNCTION_ENV, FrameReader, encode_frame, write_frame
 
 __all__ = ["FunctionSpec", "HandlerInitError", "HandlerProcess", "Invocation"]
 
@@ -57,6 +57,8 @@ class Invocation:
     error: str = ""
     reason: str = ""
     trace: str = ""
+    #: False when the handler never got the event (its process was already gone).
+    started: bool = True
 
 
 class HandlerProcess:
@@ -84,6 +86,7 @@ class HandlerProcess:
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
+        self._frames = FrameReader(self._from_child)
         self._ready(init_timeout)
 
     @property
@@ -104,23 +107,31 @@ class HandlerProcess:
             self.kill()
             return None
         try:
-            return read_frame(self._from_child)
+            return self._frames.read()
         except (OSError, ValueError):
             return None
 
     def invoke(self, event: dict[str, Any], timeout: float, request_id: str) -> Invocation:
         """Run the handler on ``event``; never raises for anything the handler does."""
         request = {"event": event, "timeout_ms": int(timeout * 1000), "request_id": request_id}
+        return self.send(encode_frame(request), timeout)
+
+    def send(self, request: bytes, timeout: float) -> Invocation:
+        """``invoke`` with the request already encoded (one write, one select, one read).
+
+        A write to a process that already died fails at once (EPIPE): ``Invocation``
+        ``crash`` with nothing run, which ``started`` tells apart.
+        """
         try:
             write_frame(self._to_child, request)
         except OSError:
-            return Invocation("crash", error=self._death())
+            return Invocation("crash", error=self._death(), started=False)
         readable, _, _ = select.select([self._from_child], [], [], timeout)
         if not readable:
             self.kill()
             return Invocation("timeout", error=f"Task timed out after {timeout:.2f} seconds")
         try:
-            frame = read_frame(self._from_child)
+            frame = self._frames.read()
         except (OSError, ValueError):
             frame = None
         if frame is None:
