@@ -56,6 +56,7 @@ bench: venv
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/worker_idle.py
 	$(BIN)/python bench/pipeline.py
 
 clean:
