@@ -132,3 +132,27 @@ HOLD = (
     "import sys, time, trainmq; sqs = trainmq.client(sys.argv[1]);"
     " sqs.create_queue(QueueName='served'); print('open', flush=True); time.sleep(120)"
 )
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="--chaos --ddp reads /proc")
+def test_ddp_trains_with_two_ranks_and_resumes_after_one_is_killed(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = demo(
+        "--out", str(out), "--ddp", "--chaos", "--steps", "150", "--checkpoint-every", "20",
+        *SMALL,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.OK, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    # The run was trained by the launched torchrun job of two processes, not the trainer.
+    assert report["world_size"] == 2 and report["entrypoint"] == "demo-ddp"
+    assert "2-process DDP job" in result.stdout and "rank 1 of the DDP job" in result.stdout
+    assert report["killed_at_step"] is not None, "the run finished before the kill point"
+    assert report["attempts"] == 2 and report["runs_started"] == 1
+    assert 20 <= report["resumed_from_step"] <= report["killed_at_step"]
+    assert report["steps"] == 150 and report["dead_lettered"] == 0
+    assert report["duplicates_attached"] >= 1
+    # The rest of the pipeline as in the single-process demo: evaluation, summary and plot.
+    assert report["evaluation"]["step"] == 150 and report["evaluation"]["perplexity"] > 1
+    assert report["final_val_loss"] is not None and report["weights_sha256"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "trainmq demo: summary" in result.stdout

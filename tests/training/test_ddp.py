@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from trainmq.store import BlobStore, open_store
+from trainmq.training.checkpoints import CheckpointStore
 from trainmq.training.entrypoints import Entrypoints
 from trainmq.training.launcher import launch_request
 from trainmq.training.outcomes import RetryLater
@@ -101,10 +102,12 @@ def test_a_ddp_job_with_a_killed_rank_resumes_to_identical_weights(
 
     registry = RunRegistry(killed)
     assert registry.completion("launch/d") is None
+    last = CheckpointStore(killed, "launched/d/checkpoints").complete_steps()[-1]
+    assert 10 <= last < 30
     done = launch_request(killed, request, entrypoints)
     assert done["steps"] == 30 and done["attempt"] == 2 and done["world_size"] == 2
     resumed = [e.step for e in registry.events("launch/d") if e.event == "resumed"]
-    assert len(resumed) == 2 and resumed[0] == resumed[1] >= 10  # both ranks, one checkpoint
+    assert resumed == [last, last]  # both ranks, from the last checkpoint before the kill
     expected, got = _weights(whole, "d"), _weights(killed, "d")
     assert list(expected) == list(got)
     assert all(torch.equal(expected[name], got[name]) for name in expected)
