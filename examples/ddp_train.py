@@ -53,6 +53,7 @@ def main() -> None:
         parts = {"model": model.module, "optimizer": optimizer}
         state = ddp.restore(run, group, **parts)  # the same one on every rank
         step = int(state["step"]) if state else 0
+        started = time.perf_counter()
         while step < args.steps:
             inputs, targets = batch(seed, step, group.rank, group.device)
             loss = torch.nn.functional.mse_loss(model(inputs), targets)
@@ -73,7 +74,14 @@ def main() -> None:
             torch.save(model.module.state_dict(), buffer)
             output = key_of(run.store, run.request.output_uri, "output").rstrip("/")
             run.store.put(f"{output}/model.pt", buffer.getvalue())
-            run.complete(steps=step, loss=mean, world_size=group.world_size)
+            run.complete(
+                steps=step,
+                loss=mean,
+                world_size=group.world_size,
+                # what this attempt's loop took, and how long checkpoints held it up
+                loop_seconds=time.perf_counter() - started,
+                checkpoint_blocked_seconds=group.blocked_seconds,
+            )
     ddp.finish()
 
 

@@ -28,6 +28,7 @@ rank's global RNG state is not in rank 0's checkpoint, so a model that draws fro
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -40,14 +41,16 @@ from .run_api import EXIT_STOPPED, Run
 __all__ = ["Group", "agree", "checkpoint", "finish", "restore", "start", "stop"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Group:
-    """This process's place in the job."""
+    """This process's place in the job, and the seconds ``checkpoint`` held this rank up
+    (barriers and the copy to host memory: what checkpoints cost its training loop)."""
 
     rank: int
     world_size: int
     device: torch.device
     backend: str
+    blocked_seconds: float = 0.0
 
     @property
     def leader(self) -> bool:
@@ -101,9 +104,11 @@ def checkpoint(
     **parts: Any,
 ) -> str | None:
     """Rank 0 checkpoints ``step`` between two barriers; its URI on rank 0, else ``None``."""
+    started = time.perf_counter()
     dist.barrier()  # every rank finished the step: rank 0's state is everyone's
     uri = run.checkpoint(step, state, wait=wait, **parts) if group.leader else None
     dist.barrier()
+    group.blocked_seconds += time.perf_counter() - started
     return uri
 
 

@@ -178,6 +178,7 @@ class _Job:
             tokens=step * request.optimizer.batch_size * request.model.context,
             world_size=self.group.world_size,
             backend=self.group.backend,
+            checkpoint_blocked_seconds=self.group.blocked_seconds,
             resumed_from=resumed_from or None,
             checkpoint_uri=uri,
             output_uri=uri_of(run.store, output),
