@@ -95,8 +95,9 @@ def _first_step_at(store: BlobStore, key: str, attempt: int) -> float:
     )
 
 
-def _fresh(store: BlobStore, entrypoints: Entrypoints, run: str, steps: int, every: int
-           ) -> dict[str, Any]:
+def _fresh(
+    store: BlobStore, entrypoints: Entrypoints, run: str, steps: int, every: int
+) -> dict[str, Any]:
     request = _request(store, run, steps=steps, every=every, pause=0.0)
     started = time.time()
     result = launch_request(store, request, entrypoints)
@@ -113,8 +114,9 @@ def _fresh(store: BlobStore, entrypoints: Entrypoints, run: str, steps: int, eve
     }
 
 
-def _killed(store: BlobStore, root: Path, entrypoints: Entrypoints, steps: int, every: int
-            ) -> dict[str, Any]:
+def _killed(
+    store: BlobStore, root: Path, entrypoints: Entrypoints, steps: int, every: int
+) -> dict[str, Any]:
     """Kill rank 1 after the first checkpoint, relaunch at once, time the way back."""
     request = _request(store, "killed", steps=steps, every=every, pause=0.02)
     failures: list[BaseException] = []
@@ -144,8 +146,9 @@ def _killed(store: BlobStore, root: Path, entrypoints: Entrypoints, steps: int, 
         raise RuntimeError(f"the killed launch did not end to be retried: {failures}")
     result = launch_request(store, request, entrypoints)
     first_step = _first_step_at(store, request.idempotency_key, 2)
-    resumed = [e.step for e in RunRegistry(store).events(request.idempotency_key)
-               if e.event == "resumed"]
+    resumed = [
+        e.step for e in RunRegistry(store).events(request.idempotency_key) if e.event == "resumed"
+    ]
     return {
         "resumed_from_step": resumed[0] if resumed else None,
         "steps": int(result["steps"]),
@@ -155,14 +158,16 @@ def _killed(store: BlobStore, root: Path, entrypoints: Entrypoints, steps: int, 
     }
 
 
-def measure_ddp(workdir: Path, *, steps: int, interval: int, rounds: int,
-                progress: Any = print) -> dict[str, Any]:
+def measure_ddp(
+    workdir: Path, *, steps: int, interval: int, rounds: int, progress: Any = print
+) -> dict[str, Any]:
     """Checkpoint overhead (``rounds`` pairs), start-up and the way back after a kill."""
     root = workdir / "ddp"
     store = open_store(root)
     # The job imports this tree's trainmq; its events stay in the run registry (no queue).
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(EXAMPLE.parents[1] / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+        [str(EXAMPLE.parents[1] / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     for name in ("TRAINMQ_EVENTS_QUEUE", "TRAINMQ_EVALUATE_QUEUE"):
         os.environ.pop(name, None)
     entrypoints = _entrypoints(workdir)
@@ -177,8 +182,10 @@ def measure_ddp(workdir: Path, *, steps: int, interval: int, rounds: int,
     killed = _killed(store, root, entrypoints, max(steps, 3 * interval), interval)
     checkpointed, plain = runs["checkpointed"], runs["plain"]
     blocked = [100 * r["blocked_s"] / r["steps_s"] for r in checkpointed]
-    wall = [100 * (c["loop_s"] - p["loop_s"]) / p["loop_s"]
-            for c, p in zip(checkpointed, plain, strict=True)]
+    wall = [
+        100 * (c["loop_s"] - p["loop_s"]) / p["loop_s"]
+        for c, p in zip(checkpointed, plain, strict=True)
+    ]
     startup = statistics.median(r["startup_s"] for r in (*checkpointed, *plain))
     return {
         "ranks": 2,
@@ -187,7 +194,8 @@ def measure_ddp(workdir: Path, *, steps: int, interval: int, rounds: int,
         "checkpoints_per_run": checkpointed[0]["checkpoints"],
         "step_ms": statistics.median(r["step_ms"] for r in plain),
         "blocked_per_checkpoint_s": statistics.median(
-            r["blocked_s"] / max(1, r["checkpoints"]) for r in checkpointed),
+            r["blocked_s"] / max(1, r["checkpoints"]) for r in checkpointed
+        ),
         "overhead_percent": statistics.median(blocked),
         "wall_overhead_percent": statistics.median(wall),
         "wall_overhead_percent_pairs": wall,
@@ -211,9 +219,11 @@ def report_lines(f: dict[str, Any], target: float, resume_target: float) -> list
         f"ms per checkpoint = {f['overhead_percent']:.2f}% of step time "
         f"(target <= {target:g}%: {'met' if f['overhead_percent'] <= target else 'NOT met'})",
         f"  whole loop with checkpoints vs without: {f['wall_overhead_percent']:+.2f}% (pairs "
-        + ", ".join(f"{x:+.1f}%" for x in f["wall_overhead_percent_pairs"]) + ")",
+        + ", ".join(f"{x:+.1f}%" for x in f["wall_overhead_percent_pairs"])
+        + ")",
         f"  start-up (launch to the first step of a fresh run): {f['startup_s']:.1f} s (runs "
-        + ", ".join(f"{x:.1f}" for x in f["startup_s_runs"]) + ")",
+        + ", ".join(f"{x:.1f}" for x in f["startup_s_runs"])
+        + ")",
         f"  SIGKILL of rank 1 to the first resumed step: {k['kill_to_resumed_step_s']:.1f} s "
         f"(torchrun and the launcher give up: {k['kill_to_failed_s']:.1f} s; relaunch to the "
         f"first step: {k['relaunch_to_first_step_s']:.1f} s; resumed from step "
