@@ -5,7 +5,8 @@ Worker handler ``trainmq.training.launcher:launch``.  For each record it checks
 the request against the worker's entrypoints file (``$TRAINMQ_ENTRYPOINTS``,
 ``training.entrypoints``) — an unknown entrypoint or a parameter out of its
 bounds is a permanent failure — then takes the run through ``Run`` (a
-duplicate attaches, a finished run is acknowledged) and starts the command in
+duplicate attaches, a finished run is acknowledged; both publish an ``attached``
+event) and starts the command in
 a process group of its own, with this environment:
 
 ``TRAINMQ_RUN_ID``, ``TRAINMQ_IDEMPOTENCY_KEY``, ``TRAINMQ_ATTEMPT``
