@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainmq.cli.demo import rank_pid
 from trainmq.store import BlobStore, open_store
 from trainmq.training.checkpoints import CheckpointStore
 from trainmq.training.entrypoints import Entrypoints
@@ -40,21 +41,6 @@ min = 0
 max = 1
 """)
     return Entrypoints.load(path)
-
-
-def _rank_pid(store_root: Path, rank: int) -> int | None:
-    """The process of ``rank`` of the job working on ``store_root``, if it is running."""
-    wanted = [f"TRAINMQ_STORE={open_store(store_root).address}".encode(), f"RANK={rank}".encode()]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if all(item in environ for item in wanted):
-            return int(entry.name)
-    return None
 
 
 def _weights(store: BlobStore, run: str) -> dict[str, torch.Tensor]:
@@ -92,7 +78,7 @@ def test_a_ddp_job_with_a_killed_rank_resumes_to_identical_weights(
     while not marker.exists():
         assert launcher.is_alive() and time.monotonic() < deadline, "no step-10 checkpoint"
         time.sleep(0.05)
-    pid = _rank_pid(killed_root, 1)
+    pid = rank_pid(killed.address, "d", 1)
     assert pid is not None, "rank 1 is not running"
     os.kill(pid, signal.SIGKILL)
     launcher.join(timeout=180)
