@@ -35,7 +35,14 @@ runs, interleaved (``--quick``: one run of each, one pair).
 Checkpoints: the cost of a checkpoint to the training loop at about 5M, 40M and
 110M parameters (``checkpoint_cost.py``): the time training is blocked per
 checkpoint and that as a share of the steps of the default interval; the target
-is at most 3.5 % at every size (``--quick``: one tiny model).
+is at most 3.5 % at every size (``--quick``: one tiny model), the share CheckFreq
+(FAST '21) reports for frequent checkpointing.  The same share is reported for the
+durable runs above (the loop's blocked time over the bare run's time).
+
+DDP: the DDP example launched as a 2-process ``torchrun`` job (``ddp_cost.py``): its
+checkpoint overhead (blocked share, and the loop's wall time with and without
+checkpoints), its start-up, and the time from a SIGKILL of one rank to the first step of
+the relaunched job (target: at most 10 s beyond the start-up).
 
 Everything goes in a temporary folder under ``./.trainmq/bench`` (``--dir``).
 """
@@ -65,8 +72,16 @@ sys.path[:] = [str(REPO / "src"), *(p for p in sys.path if Path(p or ".").resolv
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from checkpoint_cost import QUICK_SIZES, SIZES, measure_checkpoints, report_lines  # noqa: E402
+from checkpoint_cost import QUICK_SIZES, SIZES, measure_checkpoints  # noqa: E402
+from ddp_cost import measure_ddp  # noqa: E402
 from disk import file_system_type, fsync_rate  # noqa: E402
+from pipeline_report import (  # noqa: E402
+    CHECKPOINT_TARGET_PERCENT,
+    DEFAULT_CHECKPOINT_EVERY,
+    DURABILITY_TARGET_PERCENT,
+    RESUME_TARGET_S,
+    report,
+)
 from trainmq.store import BlobStore, open_store  # noqa: E402
 from trainmq.training.dataset import load_split, read_manifest, read_source  # noqa: E402
 from trainmq.training.handlers import train_request  # noqa: E402
@@ -88,12 +103,9 @@ from trainmq.training.pipeline import (  # noqa: E402
 )
 from trainmq.training.prepare import prepare  # noqa: E402
 from trainmq.training.tokenizer import ensure_tokenizer, tokenizer_key  # noqa: E402
-from trainmq.training.trainer import EVAL_BATCHES, learning_rate  # noqa: E402
+from trainmq.training.trainer import EVAL_BATCHES, build_optimizer, learning_rate  # noqa: E402
 
-DURABILITY_TARGET_PERCENT = 5.0
-CHECKPOINT_TARGET_PERCENT = 3.5
 VOCAB_SIZE = 2048  # what ``trainmq demo`` prepares with
-DEFAULT_CHECKPOINT_EVERY = int(TrainRequest.model_fields["checkpoint_every"].default)
 
 
 @dataclass(frozen=True)
@@ -104,10 +116,14 @@ class Budget:
     checkpoint_every: int
     repeats: int  # of each prepare measurement
     rounds: int  # each round: one bare and one durable run
+    ddp_steps: int  # of each launched DDP run (one pair per round)
+    ddp_interval: int
+    ddp_rounds: int
 
 
-FULL = Budget(4_000_000, 8, 100, DEFAULT_CHECKPOINT_EVERY, 3, 4)
-QUICK = Budget(300_000, 4, 6, 3, 1, 1)
+FULL = Budget(4_000_000, 8, 100, DEFAULT_CHECKPOINT_EVERY, 3, 4, 500,
+              DEFAULT_CHECKPOINT_EVERY, 3)
+QUICK = Budget(300_000, 4, 6, 3, 1, 1, 6, 3, 1)
 
 
 def progress(text: str) -> None:
@@ -302,14 +318,7 @@ def bare_run(store: BlobStore, request: TrainRequest) -> dict[str, Any]:
     val = load_split(store, manifest, "val")
     torch.manual_seed(opt.seed)
     model = GPT(config, manifest.vocab_size)
-    # The trainer's parameter groups: weight decay on the linear layers' matrices only.
-    matrices = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    named = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for n, p in named if n in matrices], "weight_decay": opt.weight_decay},
-         {"params": [p for n, p in named if n not in matrices], "weight_decay": 0.0}],
-        lr=opt.learning_rate,
-    )
+    optimizer = build_optimizer(model, opt)  # the trainer's parameter groups
 
     @torch.no_grad()
     def validation_loss() -> float:
@@ -363,6 +372,7 @@ def durable_run(pipeline: LocalPipeline, request: TrainRequest) -> dict[str, Any
         "registry_s": registry_s,
         "durability_s": durability_s,
         "checkpoints": len(result["checkpoints"]),
+        "checkpoint_blocked_s": float(result["checkpoint_blocked_seconds"]),
         "events_published": events,
     }
 
@@ -416,7 +426,11 @@ def measure_training(pipeline: LocalPipeline, dataset: DatasetRef, budget: Budge
             "events_published": durable[0]["events_published"],
             "trainer_durability_s": statistics.median(r["trainer_durability_s"] for r in durable),
             "registry_s": statistics.median(r["registry_s"] for r in durable),
+            "checkpoint_blocked_s": statistics.median(r["checkpoint_blocked_s"] for r in durable),
         },
+        # The loop's time blocked by checkpoints over the time of its steps (the bare run's).
+        "checkpoint_blocked_percent": 100 * statistics.median(
+            r["checkpoint_blocked_s"] for r in durable) / bare_s,
         "durable_vs_bare": bare_s / durable_s,
         "durability_percent_measured": direct,
         "durability_percent_wall": statistics.median(paired),
@@ -425,79 +439,6 @@ def measure_training(pipeline: LocalPipeline, dataset: DatasetRef, budget: Budge
                                       - min(r["seconds"] for r in bare)) / bare_s,
         "same_weights": True,
     }
-
-
-# --- the report --------------------------------------------------------------------------------
-def report(result: dict[str, Any]) -> str:
-    f, s = result["figures"], result["settings"]
-    p, t = f["prepare"], f["training"]
-    lines = [
-        "trainmq pipeline benchmark",
-        f"machine: {s['cores']} CPU cores, shared by the benchmark, its workers and other "
-        f"processes; torch threads {s['torch_threads']}",
-        f"disk: {s['file_system']}, raw write+fsync {s['fsync_per_s']:,.0f}/s",
-        "",
-        f"prepare: {s['corpus_bytes']:,} bytes of Python's docs and stdlib in "
-        f"{s['input_files']} input files -> {p['in_process']['tokens']:,} tokens "
-        f"(vocabulary {s['vocab_size']}); clock from the first send to the manifest; "
-        f"median of {len(p['in_process']['runs_s'])} run(s) each",
-        f"{'prepare':<34} {'tokenizer s':>11} {'total s':>8} {'tokens/s':>10} {'vs 1 worker':>11}",
-    ]
-    b = p["in_process"]
-    lines.append(f"{'prepare(), one process (peer)':<34} {b['tokenizer_s']:>11.2f} "
-                 f"{b['seconds']:>8.2f} {b['tokens_per_s']:>10,.0f} {'':>11}")
-    lines.append(f"{'  without the tokenizer':<34} {'':>11} {b['tokenize_s']:>8.2f} "
-                 f"{b['tokens_per_s_without_tokenizer']:>10,.0f} {'':>11}")
-    for state, label in (("cold", "tokenizer trained in the run"),
-                         ("warm", "tokenizer already stored")):
-        for workers in (1, 2):
-            run = p[f"workers_{workers}"][state]
-            ratio = "" if workers == 1 else f"{p[f'scaling_2_vs_1_{state}']:.2f}x"
-            name = f"{workers} worker process{'es' if workers > 1 else ''}, {state}"
-            lines.append(f"{name:<34} {'in run' if state == 'cold' else 'stored':>11} "
-                         f"{run['seconds']:>8.2f} {run['tokens_per_s']:>10,.0f} {ratio:>11}")
-        lines.append(f"  ({state}: {label})")
-    worker_start = [p[f"workers_{n}"][st]["worker_start_s"] for n in (1, 2)
-                    for st in ("cold", "warm")]
-    lines.append(f"  worker start-up, not timed: {min(worker_start):.1f}-{max(worker_start):.1f} s")
-    d = t["durable"]
-    lines += [
-        "",
-        f"training: default model (layers {s['model']['layers']}, width {s['model']['width']}, "
-        f"heads {s['model']['heads']}, context {s['model']['context']}), batch "
-        f"{s['batch_size']}, {t['steps']} steps = {t['tokens_per_step']:,} tokens/step; "
-        f"checkpoint every {s['checkpoint_every']} steps; median of {len(d['runs_s'])} runs each",
-        f"{'training':<34} {'s/run':>8} {'ms/step':>8} {'tokens/s':>10} {'vs bare':>8}",
-        f"{'bare PyTorch loop (peer)':<34} {t['bare']['seconds']:>8.2f} "
-        f"{t['bare']['step_ms']:>8.1f} {t['bare']['tokens_per_s']:>10,.0f} {'':>8}",
-        f"{'durable (train_request)':<34} {d['seconds']:>8.2f} {d['step_ms']:>8.1f} "
-        f"{d['tokens_per_s']:>10,.0f} {t['durable_vs_bare']:>7.2f}x",
-        f"  runs: bare {', '.join(f'{x:.2f}' for x in t['bare']['runs_s'])} s; durable "
-        f"{', '.join(f'{x:.2f}' for x in d['runs_s'])} s; same weights: "
-        f"{'yes' if t['same_weights'] else 'NO'}",
-        f"  per durable run: {d['checkpoints']} checkpoints, {d['events_published']} events "
-        f"published to the queue, heartbeats every {s['beat_every_s']:g} s",
-        "",
-        "durability (checkpoints + heartbeats + events) as a share of step time:",
-        f"  measured directly (medians): {d['trainer_durability_s']:.3f} s in the trainer + "
-        f"{d['registry_s']:.3f} s of registry work around it per run = "
-        f"{t['durability_percent_measured']:.2f}% of the run's wall time",
-        f"  wall time, durable minus bare, median of the back-to-back pairs: "
-        f"{t['durability_percent_wall']:+.2f}% (pairs "
-        f"{', '.join(f'{x:+.1f}%' for x in t['durability_percent_wall_pairs'])}; "
-        f"the bare runs alone spread by {t['bare_spread_percent']:.1f}%)",
-        "",
-        *report_lines(f["checkpoints"]),
-        "",
-        "targets:",
-    ]
-    for name, judged in result["targets"].items():
-        lines.append(f"  {name}: {judged['value']:.2f} vs target < {judged['target']:.2f}"
-                     f" -> {'met' if judged['met'] else 'NOT met'}")
-    if s["checkpoint_every"] != DEFAULT_CHECKPOINT_EVERY:
-        lines.append(f"  (--quick checkpoints every {s['checkpoint_every']} steps, not every "
-                     f"{DEFAULT_CHECKPOINT_EVERY}: the target is judged on the full run)")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -527,19 +468,33 @@ def main(argv: list[str] | None = None) -> int:
                 steps=1 if args.quick else 2, interval=DEFAULT_CHECKPOINT_EVERY,
                 vocab_size=VOCAB_SIZE, progress=progress,
             )
+        ddp = measure_ddp(workdir, steps=budget.ddp_steps, interval=budget.ddp_interval,
+                          rounds=budget.ddp_rounds, progress=progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     defaults = ModelConfig()
     measured = training["durability_percent_measured"]
     worst = max(c["overhead_percent"] for c in checkpoints.values())
+    builtin = training["checkpoint_blocked_percent"]
+    back = ddp["killed"]["kill_to_resumed_step_s"]
     result = {
-        "figures": {"prepare": prepared, "training": training, "checkpoints": checkpoints},
+        "figures": {"prepare": prepared, "training": training, "checkpoints": checkpoints,
+                    "ddp": ddp},
         "targets": {"durability_percent": {"value": measured,
                                            "target": DURABILITY_TARGET_PERCENT,
                                            "met": measured < DURABILITY_TARGET_PERCENT},
                     "checkpoint_overhead_percent": {
                         "value": worst, "target": CHECKPOINT_TARGET_PERCENT,
-                        "met": worst <= CHECKPOINT_TARGET_PERCENT}},
+                        "met": worst <= CHECKPOINT_TARGET_PERCENT},
+                    "builtin_checkpoint_overhead_percent": {
+                        "value": builtin, "target": CHECKPOINT_TARGET_PERCENT,
+                        "met": builtin <= CHECKPOINT_TARGET_PERCENT},
+                    "ddp_checkpoint_overhead_percent": {
+                        "value": ddp["overhead_percent"], "target": CHECKPOINT_TARGET_PERCENT,
+                        "met": ddp["overhead_percent"] <= CHECKPOINT_TARGET_PERCENT},
+                    "kill_to_resumed_step_s": {
+                        "value": back, "target": RESUME_TARGET_S + ddp["startup_s"],
+                        "met": back <= RESUME_TARGET_S + ddp["startup_s"]}},
         "settings": {
             "quick": args.quick,
             "cores": os.cpu_count(),

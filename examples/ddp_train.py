@@ -5,12 +5,13 @@ Run by the launcher as an entrypoint (``examples/entrypoints.toml``, ``ddp-tiny`
     python -m torch.distributed.run --standalone --nproc_per_node 2 examples/ddp_train.py \\
         --steps 40 --checkpoint-every 5
 
-Every rank adopts the launcher's attempt (``Run.launched()``) and restores the newest
-checkpoint; rank 0 alone writes checkpoints, after a barrier, and reports.  The data of a
-step is drawn by a generator seeded with (seed, step, rank), so the batches of a resumed
-run are the ones it would have drawn; the model has no dropout, so nothing depends on a
-rank's global RNG.  The ranks agree on stopping (an all-reduce of ``should_stop``).
-gloo on CPU, NCCL on GPU.
+A team's own model and data, made durable by ``trainmq.training.ddp``: every rank adopts
+the launcher's attempt (``Run.launched()``) and restores the newest checkpoint; rank 0
+alone writes checkpoints, between barriers, and reports.  The data of a step is drawn by a
+generator seeded with (seed, step, rank), so the batches of a resumed run are the ones it
+would have drawn; the model has no dropout, so nothing depends on a rank's global RNG.
+The ranks agree on stopping.  gloo on CPU, NCCL on GPU.  (``trainmq demo --ddp`` runs
+the built-in model the same way: ``trainmq.training.ddp_gpt``.)
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import io
 import time
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from trainmq.training import Run
+from trainmq.training import Run, ddp
 from trainmq.training.locations import key_of
 
 
@@ -35,13 +35,6 @@ def batch(seed: int, step: int, rank: int, device: torch.device) -> tuple[torch.
     return inputs.to(device), targets.to(device)
 
 
-def agreed(flag: bool, device: torch.device) -> bool:
-    """Whether any rank says so (every rank gets the same answer)."""
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, required=True)
@@ -49,50 +42,47 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=10)
     parser.add_argument("--pause", type=float, default=0.0, help="seconds to idle per step")
     args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank()
-    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if cuda else "cpu")
+    group = ddp.start()
     torch.set_num_threads(1)
     with Run.launched() as run:
         seed = run.request.optimizer.seed
         torch.manual_seed(seed)  # the same initial weights on every rank
-        model = DistributedDataParallel(
-            torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)).to(
-                device
-            )
-        )
+        net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+        model = DistributedDataParallel(net.to(group.device))
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
         parts = {"model": model.module, "optimizer": optimizer}
-        state = run.restore(**parts, map_location=device)  # every rank reads the same one
+        state = ddp.restore(run, group, **parts)  # the same one on every rank
         step = int(state["step"]) if state else 0
-        dist.barrier()
+        started = time.perf_counter()
         while step < args.steps:
-            inputs, targets = batch(seed, step, rank, device)
+            inputs, targets = batch(seed, step, group.rank, group.device)
             loss = torch.nn.functional.mse_loss(model(inputs), targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
-            if rank == 0:
-                run.report(step, loss=loss.item())
-            stop = agreed(run.should_stop, device) and step < args.steps
-            if stop or (step % args.checkpoint_every == 0 and step < args.steps):
-                dist.barrier()  # every rank finished the step: rank 0's state is everyone's
-                if rank == 0:
-                    run.checkpoint(step, wait=stop, **parts)
-                dist.barrier()
-            if stop:
-                dist.destroy_process_group()
-                raise SystemExit(75)  # checkpointed: the launcher continues the run later
+            mean, (stop,) = ddp.agree(group, loss.item(), run.should_stop)
+            if group.leader:
+                run.report(step, loss=mean)
+            if stop and step < args.steps:
+                ddp.stop(run, group, step, **parts)  # exits 75: continued later
+            if step % args.checkpoint_every == 0 and step < args.steps:
+                ddp.checkpoint(run, group, step, **parts)
             time.sleep(args.pause)
-        if rank == 0:
+        if group.leader:
             buffer = io.BytesIO()
             torch.save(model.module.state_dict(), buffer)
             output = key_of(run.store, run.request.output_uri, "output").rstrip("/")
             run.store.put(f"{output}/model.pt", buffer.getvalue())
-            run.complete(steps=step, loss=loss.item(), world_size=dist.get_world_size())
-    dist.destroy_process_group()
+            run.complete(
+                steps=step,
+                loss=mean,
+                world_size=group.world_size,
+                # what this attempt's loop took, and how long checkpoints held it up
+                loop_seconds=time.perf_counter() - started,
+                checkpoint_blocked_seconds=group.blocked_seconds,
+            )
+    ddp.finish()
 
 
 if __name__ == "__main__":

@@ -104,3 +104,38 @@ def test_report_prints_every_section(run: tuple[dict[str, Any], str]) -> None:
                  "bare PyTorch loop (peer)", "durable (train_request)", "tokens/s",
                  "measured directly", "durable minus bare", "CPU cores", "target"):
         assert text in report, text
+
+
+def test_the_builtin_models_checkpoint_share_is_measured(run: tuple[dict[str, Any], str]) -> None:
+    training = run[0]["figures"]["training"]
+    assert is_positive_number(training["durable"]["checkpoint_blocked_s"])
+    assert training["checkpoint_blocked_percent"] == pytest.approx(
+        100 * training["durable"]["checkpoint_blocked_s"] / training["bare"]["seconds"]
+    )
+    judged = run[0]["targets"]["builtin_checkpoint_overhead_percent"]
+    assert judged["target"] == 3.5 and judged["value"] == training["checkpoint_blocked_percent"]
+
+
+def test_the_ddp_example_is_measured_launched_killed_and_resumed(
+    run: tuple[dict[str, Any], str],
+) -> None:
+    ddp = run[0]["figures"]["ddp"]
+    assert ddp["ranks"] == 2 and ddp["checkpoints_per_run"] >= 1
+    for name in ("step_ms", "blocked_per_checkpoint_s", "overhead_percent", "startup_s"):
+        assert is_positive_number(ddp[name]), name
+    assert math.isfinite(ddp["wall_overhead_percent"])  # may be negative on a busy machine
+    killed = ddp["killed"]
+    assert killed["resumed_from_step"] == ddp["interval_steps"]  # the checkpoint before the kill
+    assert killed["steps"] >= 3 * ddp["interval_steps"]  # the relaunch ran to the end
+    for name in ("kill_to_failed_s", "relaunch_to_first_step_s", "kill_to_resumed_step_s"):
+        assert is_positive_number(killed[name]), name
+    assert killed["kill_to_resumed_step_s"] == pytest.approx(
+        killed["kill_to_failed_s"] + killed["relaunch_to_first_step_s"]
+    )
+    targets = run[0]["targets"]
+    assert targets["ddp_checkpoint_overhead_percent"]["value"] == ddp["overhead_percent"]
+    resume = targets["kill_to_resumed_step_s"]
+    assert resume["target"] == pytest.approx(10 + ddp["startup_s"])
+    assert isinstance(resume["met"], bool)
+    for text in ("DDP example", "SIGKILL of rank 1", "start-up", "whole loop"):
+        assert text in run[1], text

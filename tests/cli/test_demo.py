@@ -132,3 +132,25 @@ HOLD = (
     "import sys, time, trainmq; sqs = trainmq.client(sys.argv[1]);"
     " sqs.create_queue(QueueName='served'); print('open', flush=True); time.sleep(120)"
 )
+
+
+def test_ddp_trains_the_run_as_a_two_process_job_through_an_entrypoint(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = demo("--out", str(out), "--ddp", "--steps", "30", "--checkpoint-every", "10", *SMALL)
+    assert result.returncode == ExitCode.OK, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    # Trained by the launched torchrun job of two processes, not by the built-in trainer.
+    assert report["world_size"] == 2 and report["entrypoint"] == "demo-ddp"
+    assert (
+        "2-process DDP job" in result.stdout
+        and "demo-ddp" in (out / "entrypoints.toml").read_text()
+    )
+    # The rest as in the single-process demo: one run, its duplicate attached, checkpoints,
+    # the evaluation of the final checkpoint, the summary and the plot.
+    assert report["steps"] == 30 and report["checkpoints"] == 3
+    assert report["runs_started"] == 1 and report["attempts"] == 1
+    assert report["duplicates_attached"] >= 1 and report["dead_lettered"] == 0
+    assert report["evaluation"]["step"] == 30 and report["evaluation"]["perplexity"] > 1
+    assert report["final_train_loss"] > 0 and report["final_val_loss"] > 0
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "trainmq demo: summary" in result.stdout

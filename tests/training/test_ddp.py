@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainmq.cli.demo import rank_pid
 from trainmq.store import BlobStore, open_store
+from trainmq.training.checkpoints import CheckpointStore
 from trainmq.training.entrypoints import Entrypoints
 from trainmq.training.launcher import launch_request
 from trainmq.training.outcomes import RetryLater
@@ -39,21 +41,6 @@ min = 0
 max = 1
 """)
     return Entrypoints.load(path)
-
-
-def _rank_pid(store_root: Path, rank: int) -> int | None:
-    """The process of ``rank`` of the job working on ``store_root``, if it is running."""
-    wanted = [f"TRAINMQ_STORE={open_store(store_root).address}".encode(), f"RANK={rank}".encode()]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if all(item in environ for item in wanted):
-            return int(entry.name)
-    return None
 
 
 def _weights(store: BlobStore, run: str) -> dict[str, torch.Tensor]:
@@ -91,7 +78,7 @@ def test_a_ddp_job_with_a_killed_rank_resumes_to_identical_weights(
     while not marker.exists():
         assert launcher.is_alive() and time.monotonic() < deadline, "no step-10 checkpoint"
         time.sleep(0.05)
-    pid = _rank_pid(killed_root, 1)
+    pid = rank_pid(killed.address, "d", 1)
     assert pid is not None, "rank 1 is not running"
     os.kill(pid, signal.SIGKILL)
     launcher.join(timeout=180)
@@ -101,10 +88,12 @@ def test_a_ddp_job_with_a_killed_rank_resumes_to_identical_weights(
 
     registry = RunRegistry(killed)
     assert registry.completion("launch/d") is None
+    last = CheckpointStore(killed, "launched/d/checkpoints").complete_steps()[-1]
+    assert 10 <= last < 30
     done = launch_request(killed, request, entrypoints)
     assert done["steps"] == 30 and done["attempt"] == 2 and done["world_size"] == 2
     resumed = [e.step for e in registry.events("launch/d") if e.event == "resumed"]
-    assert len(resumed) == 2 and resumed[0] == resumed[1] >= 10  # both ranks, one checkpoint
+    assert resumed == [last, last]  # both ranks, from the last checkpoint before the kill
     expected, got = _weights(whole, "d"), _weights(killed, "d")
     assert list(expected) == list(got)
     assert all(torch.equal(expected[name], got[name]) for name in expected)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import json
 import os
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +21,52 @@ from .demo_view import PlainProgress, State, apply_event, plot, render, summary
 from .exit_codes import ExitCode
 
 MARKER = ".trainmq-demo"
+#: ``--ddp``: the entrypoints file the demo writes for its train worker, and what it allows.
+ENTRYPOINTS = "entrypoints.toml"
+DDP_ENTRYPOINT = "demo-ddp"
+DDP_RANKS = 2
+DDP_VICTIM = 1  # the rank --chaos kills
+DDP_LABEL = f"{DDP_RANKS}-process DDP"
+LAUNCHER = "trainmq.training.launcher:launch"
+
+
+def write_entrypoints(out: Path) -> Path:
+    """The train worker's allow-list: the packaged DDP job of the built-in model, under
+    ``torchrun`` with this interpreter, ``nproc`` ranks (1-8)."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nproc_per_node", "{nproc}", "-m", "trainmq.training.ddp_gpt",
+    ]  # fmt: skip
+    path = out / ENTRYPOINTS
+    path.write_text(
+        f"# Written by trainmq demo --ddp: what its train worker may launch.\n"
+        f"[entrypoints.{DDP_ENTRYPOINT}]\n"
+        f"command = {json.dumps(command)}\n"
+        "grace_seconds = 30\n\n"
+        f"[entrypoints.{DDP_ENTRYPOINT}.params.nproc]\n"
+        f'type = "int"\nmin = 1\nmax = 8\ndefault = {DDP_RANKS}\n'
+    )
+    return path
+
+
+def rank_pid(store_address: str, run_id: str, rank: int) -> int | None:
+    """The process of ``rank`` of the launched job of ``run_id`` on this store, if one runs
+    (from each process's environment in /proc: the launcher's and torchrun's variables)."""
+    wanted = {
+        f"TRAINMQ_STORE={store_address}".encode(),
+        f"TRAINMQ_RUN_ID={run_id}".encode(),
+        f"RANK={rank}".encode(),
+    }
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if wanted <= environ:
+            return int(entry.name)
+    return None
 
 
 def _in_use(db: Path) -> bool:
@@ -75,7 +124,19 @@ def demo(
     ] = Path(".trainmq/demo"),
     chaos: Annotated[
         bool,
-        typer.Option("--chaos", help="SIGKILL the training worker mid-run and watch it resume."),
+        typer.Option(
+            "--chaos",
+            help="SIGKILL the training worker mid-run and watch it resume (with --ddp: one "
+            "rank of the DDP job, found in /proc, so Linux only).",
+        ),
+    ] = False,
+    ddp: Annotated[
+        bool,
+        typer.Option(
+            "--ddp",
+            help="Train with a 2-process DistributedDataParallel job (torchrun; gloo on CPU, "
+            "NCCL with CUDA) that the worker launches through an allow-listed entrypoint.",
+        ),
     ] = False,
     steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 600,
     layers: Annotated[int, typer.Option(min=1)] = 4,
@@ -105,8 +166,13 @@ def demo(
         except ValidationError as exc:
             first = exc.errors()[0]
             raise CliFailure(f"invalid setting: {first['msg']}", ExitCode.USAGE) from None
+        if chaos and ddp and not Path("/proc/self/environ").exists():
+            raise CliFailure(
+                "--chaos with --ddp finds the rank to kill in /proc, which this system lacks",
+                ExitCode.USAGE,
+            )
         _prepare_out(out)
-        run = _DemoRun(out, chaos=chaos, timeout=timeout)
+        run = _DemoRun(out, chaos=chaos, timeout=timeout, ddp=ddp)
         results = run.run(
             corpus_bytes=corpus_bytes,
             vocab_size=vocab_size,
@@ -123,18 +189,21 @@ class _DemoRun:
 
     RUN_ID = "demo-run-1"
 
-    def __init__(self, out: Path, *, chaos: bool, timeout: float) -> None:
+    def __init__(self, out: Path, *, chaos: bool, timeout: float, ddp: bool = False) -> None:
+        from ..training.entrypoints import ENTRYPOINTS_ENV
         from ..training.local import LocalPipeline
 
         self.out = out
         self.chaos = chaos
         self.timeout = timeout
-        self.state = State()
+        self.ddp = ddp
+        self.state = State(training=DDP_LABEL if ddp else "")
         self.deadline = time.monotonic() + timeout
         # A short visibility timeout and staleness, so a killed trainer is replaced quickly.
-        self.pipeline = LocalPipeline(
-            out, train_visibility=15, env={"TRAINMQ_STALE_AFTER": "6", "TRAINMQ_BEAT_EVERY": "2"}
-        )
+        env = {"TRAINMQ_STALE_AFTER": "6", "TRAINMQ_BEAT_EVERY": "2"}
+        if ddp:
+            env[ENTRYPOINTS_ENV] = str(write_entrypoints(out).resolve())
+        self.pipeline = LocalPipeline(out, train_visibility=15, env=env)
         self.store = self.pipeline.store
         self.live: Any = None
 
@@ -197,9 +266,11 @@ class _DemoRun:
         state.inputs = len(requests)
         state.note(f"ingested {sum(len(d) for _, d in files):,} bytes in {len(files)} files")
         self.pipeline.start_worker("prepare", concurrency=workers)
-        self.pipeline.start_worker("train")
+        self.pipeline.start_worker("train", handler=LAUNCHER if self.ddp else None)
         self.pipeline.start_worker("evaluate")
         state.note("started one worker process per stage: prepare, train, evaluate")
+        if self.ddp:
+            state.note(f"the train worker launches entrypoint {DDP_ENTRYPOINT!r} ({ENTRYPOINTS})")
         for request in requests:
             self.pipeline.send("prepare", request)
         state.phase = "prepare: training the tokenizer and writing token shards"
@@ -229,14 +300,15 @@ class _DemoRun:
             checkpoint_uri=uri_of(self.store, f"runs-data/{self.RUN_ID}/checkpoints"),
             output_uri=uri_of(self.store, f"runs-data/{self.RUN_ID}/output"),
             **settings,
+            **({"entrypoint": DDP_ENTRYPOINT, "params": {"nproc": DDP_RANKS}} if self.ddp else {}),
         )
         state.total_steps = request.optimizer.steps
         self.pipeline.send("train", request)
         self.pipeline.send("train", request)  # a duplicate, as at-least-once delivery makes
         state.note("sent the TrainRequest twice (a duplicate: same idempotency key)")
-        state.phase = "train" + (
-            " (chaos: the worker will be SIGKILLed mid-run)" if self.chaos else ""
-        )
+        state.phase = "train" + (f" ({DDP_LABEL})" if self.ddp else "")
+        if self.chaos:
+            state.phase += f" (chaos: {self.victim} will be SIGKILLed mid-run)"
         kill_at = max(request.checkpoint_every + 1, int(request.optimizer.steps * 0.45))
         while not (self.evaluated(request) and self.pipeline.idle()):
             for event in self.pipeline.events(wait=0):
@@ -248,9 +320,16 @@ class _DemoRun:
             apply_event(state, event)
         return request
 
+    @property
+    def victim(self) -> str:
+        return f"rank {DDP_VICTIM} of the DDP job" if self.ddp else "the training worker"
+
     def kill_trainer(self) -> None:
         state = self.state
         if not state.checkpoints or state.completed:
+            return
+        if self.ddp:
+            self.kill_rank()
             return
         for worker in self.pipeline.running("train"):
             worker.kill()
@@ -260,6 +339,18 @@ class _DemoRun:
         state.note(
             "started a new training worker; the message returns after its visibility timeout"
         )
+
+    def kill_rank(self) -> None:
+        """SIGKILL one rank: torchrun stops the others and fails, the launcher releases the
+        attempt, and the message (or its duplicate) is delivered again and resumes."""
+        pid = rank_pid(self.store.address, self.RUN_ID, DDP_VICTIM)
+        if pid is None:  # between launches: try again at the next tick
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        state = self.state
+        state.killed_at = state.step
+        state.note(f"chaos: SIGKILLed {self.victim} at step {state.step} (pid {pid})")
 
     def evaluated(self, request: Any) -> bool:
         from ..training.locations import key_of
@@ -291,6 +382,8 @@ class _DemoRun:
             "evaluation": state.evaluation,
             "checkpoints": len(set(state.checkpoints)),
             "weights_sha256": completion.get("weights_sha256"),
+            "world_size": completion.get("world_size", 1),
+            "entrypoint": request.entrypoint,
             "runs_started": len(registry.list_runs()),
             "attempts": len(registry.attempts(request.idempotency_key)),
             "duplicates_attached": state.attached,

@@ -33,6 +33,11 @@ class State:
     attached: int = 0
     evaluation: dict[str, Any] | None = None
     completed: bool = False
+    #: How the model is trained, when not by the built-in trainer in one process.
+    training: str = ""
+    #: (event, attempt, step) of the ``started``/``resumed`` events seen: each rank of a
+    #: multi-process job publishes its own.
+    seen: set[tuple[str, int, int]] = field(default_factory=set)
     log: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -65,8 +70,10 @@ def render(state: State) -> Any:
         )
     total = max(1, state.total_steps)
     bar = ProgressBar(total=total, completed=min(state.step, total), width=40)
+    how = f"  {state.training}" if state.training else ""
     table.add_row(
-        "train", Group(bar, f"step {state.step}/{state.total_steps}  attempt {state.attempt}")
+        "train",
+        Group(bar, f"step {state.step}/{state.total_steps}  attempt {state.attempt}{how}"),
     )
     losses = []
     if state.train_loss is not None:
@@ -88,20 +95,32 @@ def apply_event(state: State, event: Any) -> None:
     state.attempt = max(state.attempt, event.attempt)
     if event.total_steps:
         state.total_steps = event.total_steps
+    if event.event in ("started", "resumed"):
+        seen = (event.event, event.attempt, event.step or 0)
+        if seen in state.seen:
+            return  # another rank of the same job
+        state.seen.add(seen)
     if event.event == "progress":
         state.step = max(state.step, event.step) if event.attempt == state.attempt else event.step
-        state.train_loss = event.train_loss
         if event.train_loss is not None:
+            state.train_loss = event.train_loss
             state.curve.append((event.step, event.train_loss))
+        if event.val_loss is not None:  # a launched job reports its validation loss
+            state.val_loss = event.val_loss
+            state.val_curve.append((event.step, event.val_loss))
     elif event.event == "checkpoint":
         state.checkpoints.append(event.step)
         if event.val_loss is not None:
             state.val_loss = event.val_loss
             state.val_curve.append((event.step, event.val_loss))
-        state.note(
-            f"checkpoint at step {event.step} (val loss {event.val_loss or float('nan'):.3f})"
-        )
-    elif event.event == "started":
+        loss = f" (val loss {event.val_loss:.3f})" if event.val_loss is not None else ""
+        state.note(f"checkpoint at step {event.step}{loss}")
+    else:
+        _apply_other(state, event)
+
+
+def _apply_other(state: State, event: Any) -> None:
+    if event.event == "started":
         state.note(f"training started (attempt {event.attempt})")
     elif event.event == "resumed":
         state.resumed_from = event.step
@@ -113,7 +132,8 @@ def apply_event(state: State, event: Any) -> None:
     elif event.event == "completed":
         state.completed = True
         state.step = event.step
-        state.train_loss, state.val_loss = event.train_loss, event.val_loss
+        state.train_loss = event.train_loss if event.train_loss is not None else state.train_loss
+        state.val_loss = event.val_loss if event.val_loss is not None else state.val_loss
         state.note(f"training completed at step {event.step}")
     elif event.event == "evaluated":
         state.note(f"evaluated: {event.message}")
@@ -136,8 +156,9 @@ def plot(state: State, path: Path) -> None:
         if points:
             steps, losses = zip(*sorted(dict(points).items()), strict=True)
             axes.plot(steps, losses, style, label=label, color=color)
+    victim = "a rank" if state.training else "worker"
     marks = [
-        (state.killed_at, "grey", "--", "worker killed (step {})"),
+        (state.killed_at, "grey", "--", victim + " killed (step {})"),
         (state.resumed_from, "green", ":", "resumed from step {}"),
     ]
     for step, color, style, label in marks:
@@ -145,7 +166,8 @@ def plot(state: State, path: Path) -> None:
             axes.axvline(step, color=color, linestyle=style, label=label.format(step))
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy (nats/token)")
-    axes.set_title("trainmq demo: decoder-only transformer on Python's own text")
+    how = f" ({state.training})" if state.training else ""
+    axes.set_title(f"trainmq demo: decoder-only transformer on Python's own text{how}")
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -198,6 +220,14 @@ def _status(state: State) -> str:
     return ", ".join(parts)
 
 
+def _training(results: dict[str, Any]) -> str:
+    world = int(results.get("world_size") or 1)
+    if not results.get("entrypoint"):
+        return "the built-in trainer, one process"
+    ranks = f"{world}-process DDP job" if world > 1 else "one-process job"
+    return f"a {ranks} launched as the entrypoint {results['entrypoint']!r}"
+
+
 def summary(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -213,6 +243,7 @@ def summary(results: dict[str, Any]) -> None:
             f"train {results['tokens'].get('train', 0):,}, val {results['tokens'].get('val', 0):,}",
         ),
         ("steps", str(results["steps"])),
+        ("training", _training(results)),
         ("final train loss", f"{results['final_train_loss']:.4f}"),
         ("final val loss", f"{results['final_val_loss']:.4f}"),
         (

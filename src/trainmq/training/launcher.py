@@ -5,7 +5,8 @@ Worker handler ``trainmq.training.launcher:launch``.  For each record it checks
 the request against the worker's entrypoints file (``$TRAINMQ_ENTRYPOINTS``,
 ``training.entrypoints``) — an unknown entrypoint or a parameter out of its
 bounds is a permanent failure — then takes the run through ``Run`` (a
-duplicate attaches, a finished run is acknowledged) and starts the command in
+duplicate attaches, a finished run is acknowledged; both publish an ``attached``
+event) and starts the command in
 a process group of its own, with this environment:
 
 ``TRAINMQ_RUN_ID``, ``TRAINMQ_IDEMPOTENCY_KEY``, ``TRAINMQ_ATTEMPT``
@@ -38,6 +39,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +48,7 @@ from ..store import BlobStore
 from ..worker.progress import ProgressReporter
 from .checkpoints import CheckpointStore
 from .entrypoints import ENTRYPOINTS_ENV, Entrypoint, Entrypoints
-from .handlers import _each
+from .handlers import Publisher, _each, outcome_attempt
 from .locations import STORE_ENV, key_of, open_pipeline_store
 from .messages import TrainRequest, parse_message
 from .outcomes import RetryLater
@@ -154,6 +156,7 @@ def launch_request(
         stop_margin=entry.grace_seconds + 10,  # time for the job to checkpoint and exit
     ) as run:
         if not run.training:
+            _attached(run)
             return run.result or {}
         checkpoints = CheckpointStore(store, key_of(store, request.checkpoint_uri, "checkpoint"))
         steps = checkpoints.complete_steps()
@@ -179,6 +182,27 @@ def launch_request(
             store.put(f"{logs}/logs/attempt-{run.attempt:06d}.log", text.encode())
         return _outcome(run, code, asked, checkpoints, text)
     return run.result or {}
+
+
+def _attached(run: Run) -> None:
+    """A duplicate delivery (or one of a finished run) says so in the run's events, as the
+    built-in trainer's does."""
+    result = run.result or {}
+    done = "attached_to_attempt" not in result
+    publish = Publisher(
+        run.registry,
+        run.key,
+        run.request.run_id,
+        outcome_attempt(run.registry, run.key),
+        uuid.uuid4().hex[:8],
+    )
+    publish(
+        "attached",
+        step=int(result.get("steps", 0)) if done else 0,
+        message="a duplicate delivery found the run complete"
+        if done
+        else "a duplicate delivery attached to the running attempt; it is acknowledged",
+    )
 
 
 def _outcome(

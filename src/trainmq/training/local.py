@@ -117,7 +117,11 @@ class LocalPipeline:
         env.update(self.extra_env)
         return env
 
-    def start_worker(self, stage: str, concurrency: int = 1) -> WorkerProcess:
+    def start_worker(
+        self, stage: str, concurrency: int = 1, *, handler: str | None = None
+    ) -> WorkerProcess:
+        """Start a worker for ``stage``'s queue running ``handler`` (default: the stage's own,
+        ``trainmq.training.handlers:<stage>``)."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
         number = sum(1 for w in self.workers if w.stage == stage) + 1
@@ -127,7 +131,7 @@ class LocalPipeline:
             "-m",
             "trainmq",
             "worker",
-            f"trainmq.training.handlers:{stage}",
+            handler or f"trainmq.training.handlers:{stage}",
             "--queue",
             self.layout.queue(stage),
             "--db",

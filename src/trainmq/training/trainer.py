@@ -30,12 +30,12 @@ from .checkpoints import AsyncCheckpointer, CheckpointStore
 from .dataset import Manifest, read_manifest
 from .fencing import Fence
 from .locations import key_of, uri_of
-from .messages import TrainRequest
+from .messages import OptimizerConfig, TrainRequest
 from .model import GPT, weights_sha256
 from .sampler import SAMPLER, window_rows
 from .shards import ShardCache, TokenSplit, default_cache_dir, map_split
 
-__all__ = ["OutOfTime", "TrainResult", "Trainer", "pick_device"]
+__all__ = ["OutOfTime", "TrainResult", "Trainer", "build_optimizer", "learning_rate", "pick_device"]
 
 EVAL_BATCHES = 4
 
@@ -86,6 +86,25 @@ def learning_rate(step: int, total: int, peak: float) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def build_optimizer(model: torch.nn.Module, opt: OptimizerConfig) -> torch.optim.Optimizer:
+    """The trainer's optimizer for ``model``: SGD with momentum, or AdamW whose weight decay
+    applies to the matrices of linear layers only (decaying norms, biases and embeddings
+    pulls them towards zero for no benefit; GPT-2 and nanoGPT do the same)."""
+    if opt.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=opt.learning_rate, momentum=0.9)
+    matrices = {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if n in matrices], "weight_decay": opt.weight_decay},
+        {"params": [p for n, p in named if n not in matrices], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=opt.learning_rate)
 
 
 #: ``emit(event, **fields)``: publish a TrainingEvent of this attempt.
@@ -169,22 +188,7 @@ class Trainer:
 
     # -- the run --------------------------------------------------------------------------
     def _optimizer(self, model: GPT) -> torch.optim.Optimizer:
-        opt = self.request.optimizer
-        if opt.name == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=opt.learning_rate, momentum=0.9)
-        # Weight decay applies to the matrices of linear layers only: decaying norms, biases
-        # and embeddings pulls them towards zero for no benefit (GPT-2, nanoGPT do the same).
-        matrices = {
-            f"{name}.weight"
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear)
-        }
-        named = list(model.named_parameters())
-        groups = [
-            {"params": [p for n, p in named if n in matrices], "weight_decay": opt.weight_decay},
-            {"params": [p for n, p in named if n not in matrices], "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=opt.learning_rate)
+        return build_optimizer(model, self.request.optimizer)
 
     def _state(self, model: GPT, optimizer: torch.optim.Optimizer, step: int) -> dict[str, Any]:
         return {
