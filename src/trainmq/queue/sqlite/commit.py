@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ...errors import StorageError
+from .writer_lock import WriterLock
 
 __all__ = ["GroupCommitter"]
 
@@ -86,8 +87,10 @@ class GroupCommitter:
         *,
         full_sync: bool,
         on_commit: Callable[[], None] | None = None,
+        writer_lock: WriterLock | None = None,
     ) -> None:
         self._conn = conn
+        self._writer_lock = writer_lock
         self._full_sync = full_sync
         self._on_commit = on_commit
         self._mutex = threading.Lock()
@@ -209,6 +212,8 @@ class GroupCommitter:
             sync = sync or op.sync
             durable = durable or op.durable
         wanted = "FULL" if self._full_sync and sync else "NORMAL"
+        lock = self._writer_lock
+        locked = lock is not None and lock.acquire()  # other processes' writers queue here
         try:
             if wanted != self._synchronous:
                 conn.execute(f"PRAGMA synchronous = {wanted}")
@@ -232,5 +237,7 @@ class GroupCommitter:
                 if op.error is None:
                     op.error = error
         finally:
+            if locked and lock is not None:
+                lock.release()
             if durable and self._on_commit is not None:
                 self._on_commit()

@@ -27,6 +27,7 @@ from ...errors import ConfigurationError, StorageError
 from . import schema
 from .commit import GroupCommitter
 from .wakeup import Changes
+from .writer_lock import WriterLock
 
 __all__ = ["OpenDatabase", "close_database", "open_database"]
 
@@ -45,8 +46,12 @@ class OpenDatabase:
         self.users = 1
         self._busy_timeout = busy_timeout
         self.changes = Changes(path, self._data_version)
+        self.writer_lock = WriterLock(path)
         self.committer = GroupCommitter(
-            self._open_writer(), full_sync=True, on_commit=self.changes.notify
+            self._open_writer(),
+            full_sync=True,
+            on_commit=self.changes.notify,
+            writer_lock=self.writer_lock,
         )
         self.watch_lock = threading.Lock()
         self.watcher = self._connect()
@@ -106,6 +111,7 @@ class OpenDatabase:
         if os.getpid() != self.pid:
             return  # the parent's connections: closing them here could disturb the parent
         self.committer.close()
+        self.writer_lock.close()
         self.changes.close()
         with self._version_lock:
             self._version_closed = True
