@@ -38,14 +38,13 @@ from .metrics import MetricsServer, WorkerMetrics
 from .outcome import Verdict, judge
 from .pool import FunctionSpec, HandlerProcess, Invocation
 from .progress import ProgressGuard
-from .receive import UNAVAILABLE, UNRESOLVED, Batch, Receiver
+from .receive import RETRY_PAUSE, UNAVAILABLE, UNRESOLVED, Batch, Receiver, untrack
 from .settle import Settler
 
 __all__ = ["Worker"]
 
 log = logging.getLogger("trainmq.worker")
 
-RETRY_PAUSE = 1.0
 #: Long polls of a remote endpoint cannot be cut short at shutdown, so they are kept short.
 REMOTE_WAIT_SECONDS = 2
 
@@ -284,10 +283,7 @@ class Worker:
                 self.clock.wait(self.stopping, RETRY_PAUSE)
 
     def _untrack(self, leases: list[int]) -> None:
-        if self.heartbeat is not None:
-            for lease in leases:
-                self.heartbeat.untrack(lease)
-        leases.clear()
+        untrack(self.heartbeat, leases)
 
     def _release(self, batches: list[Batch]) -> None:
         messages = [m for batch in batches for m in batch.messages]

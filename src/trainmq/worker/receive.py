@@ -35,7 +35,7 @@ from ..store import BlobNotFound, InvalidPointer, StoreError
 from ..store.claimcheck import ClaimCheckClient
 from .heartbeat import Heartbeat
 
-__all__ = ["UNAVAILABLE", "UNRESOLVED", "Batch", "Receiver"]
+__all__ = ["RETRY_PAUSE", "UNAVAILABLE", "UNRESOLVED", "Batch", "Receiver", "untrack"]
 
 log = logging.getLogger("trainmq.worker")
 
@@ -52,6 +52,14 @@ PREFETCH = 20
 HOLD_SECONDS = 1.0
 #: Weight of the latest invocation in the average duration.
 _SMOOTHING = 0.2
+
+
+def untrack(heartbeat: Heartbeat | None, leases: list[int]) -> None:
+    """Stop extending the visibility of ``leases`` (settled or released) and forget them."""
+    if heartbeat is not None:
+        for lease in leases:
+            heartbeat.untrack(lease)
+    leases.clear()
 
 
 @dataclass
@@ -217,7 +225,7 @@ class Receiver:
             try:
                 batch.messages = self._collect(batch.leases)
             except BaseException:
-                self.untrack(batch.leases)
+                untrack(self.heartbeat, batch.leases)
                 raise
             return [batch] if batch.messages else []
         received_at = self.clock.now()
@@ -229,12 +237,6 @@ class Receiver:
                 handles = [m["ReceiptHandle"] for m in batch.messages]
                 batch.leases.append(self.heartbeat.track(handles, received_at))
         return batches
-
-    def untrack(self, leases: list[int]) -> None:
-        if self.heartbeat is not None:
-            for lease in leases:
-                self.heartbeat.untrack(lease)
-        leases.clear()
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         response = self.client.sqs.receive_message(
