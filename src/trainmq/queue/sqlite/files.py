@@ -26,7 +26,7 @@ from pathlib import Path
 from ...errors import ConfigurationError, StorageError
 from . import schema
 from .commit import GroupCommitter
-from .wakeup import Changes
+from .wakeup import COMMIT_WAIT, Changes
 from .writer_lock import WriterLock
 
 __all__ = ["OpenDatabase", "close_database", "open_database"]
@@ -45,8 +45,12 @@ class OpenDatabase:
         self.pid = os.getpid()
         self.users = 1
         self._busy_timeout = busy_timeout
-        self.changes = Changes(path, self._data_version)
         self.writer_lock = WriterLock(path)
+        # Waking before another process's commit lands is fine where claims queue
+        # behind its writer on the writer lock; elsewhere the watcher waits for it.
+        self.changes = Changes(
+            path, self._data_version, commit_wait=0.0 if self.writer_lock.active else COMMIT_WAIT
+        )
         self.committer = GroupCommitter(
             self._open_writer(),
             full_sync=True,

@@ -168,8 +168,10 @@ class Changes:
         *,
         use_inotify: bool = True,
         fallback_interval: float = FALLBACK_INTERVAL,
+        commit_wait: float = COMMIT_WAIT,
     ) -> None:
         self._database = database
+        self._commit_wait = commit_wait
         self._data_version = data_version
         self._use_inotify = use_inotify
         self._fallback_interval = fallback_interval
@@ -300,7 +302,8 @@ class Changes:
                 return
             if watch is not None:
                 if ready and watch.drain():
-                    self._until_committed(self._seen)
+                    if self._commit_wait > 0:
+                        self._until_committed(self._seen)
                     if self.waiting:
                         self._refresh()
                         self.wake_all()
@@ -315,11 +318,13 @@ class Changes:
             _drain_pipe(self._wake_r)
 
     def _until_committed(self, seen: int | None) -> None:
-        """After a write to the ``-wal`` file, wait (``COMMIT_WAIT`` at most) until
+        """After a write to the ``-wal`` file, wait (``commit_wait`` at most) until
         ``data_version`` moves past ``seen``: the writer has committed.  Inotify reports
         the write before the writer's fsync; a claim started then meets the writer's
-        lock and sleeps in SQLite's busy handler (1, 2, then 5 ms), later than this."""
-        deadline = time.monotonic() + COMMIT_WAIT
+        lock and sleeps in SQLite's busy handler (1, 2, then 5 ms), later than this.
+        Where writers queue on ``writer_lock`` (``commit_wait`` 0), the claim waits
+        for the writer there and is woken the moment it commits: no wait is needed."""
+        deadline = time.monotonic() + self._commit_wait
         while True:
             version = self._data_version()
             if version != seen or time.monotonic() >= deadline or self._closed:
